@@ -1,8 +1,15 @@
-"""The ``recsys`` command line: one typer app, each group of commands in its own module."""
+"""The ``recsys`` command line: one typer app, each group of commands in its own module.
+
+Modules: ``data`` (synth, ingest, build), ``train`` (train, tune, runs, promote),
+``publish`` (publish, rollback, export-events), ``api`` (serve, email-export), ``demo``.
+Heavy libraries are imported inside the commands so ``recsys --help`` stays fast.
+"""
 
 from __future__ import annotations
 
 import typer
+
+from recsys import __version__
 
 app = typer.Typer(
     name="recsys",
@@ -12,10 +19,14 @@ app = typer.Typer(
 )
 
 
+@app.command()
+def version() -> None:
+    """Print the recsys version."""
+    typer.echo(__version__)
+
+
 def _register() -> None:
-    # Each module adds its commands to ``app``; imports stay light (heavy libraries are
-    # imported inside the commands) so ``recsys --help`` is fast.
-    from recsys.cli import data, serve, train  # noqa: F401
+    from recsys.cli import api, data, demo, publish, train  # noqa: F401
 
 
 _register()

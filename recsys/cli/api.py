@@ -1,4 +1,4 @@
-"""CLI commands: serve (filled in by its owner)."""
+"""CLI commands: api (filled in by its owner)."""
 
 from __future__ import annotations
 

@@ -1,0 +1,5 @@
+"""CLI commands: publish (filled in by its owner)."""
+
+from __future__ import annotations
+
+from recsys.cli import app  # noqa: F401
