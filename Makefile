@@ -11,7 +11,7 @@ export MKL_NUM_THREADS := 1
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip wheel setuptools
-	$(BIN)/pip install -q -e '.[all,dev]'
+	$(BIN)/pip install -q -e '.[all,dev]' --config-settings editable_mode=compat
 	touch $(STAMP)
 
 setup: $(STAMP)
