@@ -1,0 +1,384 @@
+"""Per-request re-ranking: candidates + online state + rules -> a ranked, explained list.
+
+Pure functions, no I/O. The API reads everything first (candidates and online state in one
+round trip, similar lists of the session seeds, the version's item table and fallback lists)
+and then calls :func:`rerank`:
+
+1. the pool: the customer's model candidates plus items similar to the session seeds
+   (recently viewed / carted items, the product on screen), each seed weighted by event type
+   and recency;
+2. score = ``model_weight * normalised model score + session_weight * similarity to recent
+   activity + boosts`` (new arrivals, promoted items);
+3. rules drop what may not be shown (purchased, cart, out of stock, exclude list, category,
+   price, email frequency cap);
+4. the cold-start chain fills whatever is missing: session-based items come from the pool,
+   then trending in the customer's category, then popular;
+5. diversity: at most ``k`` per category, or MMR.
+
+Each item carries a reason a person can read.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from serving import rules
+from serving.types import Candidates, ItemTable, OnlineState, RankedItem
+
+CONTEXTS: tuple[str, ...] = ("home", "product", "cart", "email")
+
+FOR_YOU = "for_you"
+SIMILAR_TO_VIEWED = "similar_to_viewed"
+SIMILAR_TO_CART = "similar_to_cart"
+SIMILAR_TO_ITEM = "similar_to_item"
+TRENDING_IN_CATEGORY = "trending_in_category"
+POPULAR = "popular"
+TRENDING = "trending"
+
+DEFAULT_EVENT_WEIGHTS: dict[str, float] = {
+    "view": 1.0,
+    "add_to_cart": 1.5,
+    "email_click": 0.8,
+    "purchase": 0.5,
+}
+
+
+@dataclass(frozen=True, slots=True)
+class RerankConfig:
+    """Tunable re-ranking behaviour (built from ``serving.settings``)."""
+
+    model_weight: float = 1.0
+    session_weight: float = 1.2  # what they just did outweighs the best model candidate
+    session_half_life_s: float = 1800.0  # recency weight of an activity halves every 30 min
+    event_weights: Mapping[str, float] = field(default_factory=lambda: dict(DEFAULT_EVENT_WEIGHTS))
+    cart_seed_weight: float = 1.0  # cart items seed complements
+    cart_context_seed_weight: float = 2.0  # ... stronger on the cart page
+    product_seed_weight: float = 2.0  # the product on screen (context=product)
+    max_seeds: int = 5
+    new_arrival_days: float = 14.0
+    new_arrival_boost: float = 0.1
+    promoted: tuple[str, ...] = ()
+    promoted_boost: float = 0.2
+    repeatable_categories: tuple[str, ...] = ()
+    cart_excluded_contexts: tuple[str, ...] = CONTEXTS
+    email_cap_last: int = 3  # items sent in the last 3 emails ...
+    email_cap_days: float = 7.0  # ... or in the last 7 days are not sent again
+    diversity: str = "cap"  # "cap" (max_per_category) | "mmr" | "none"
+    max_per_category: int = 3
+    mmr_lambda: float = 0.7
+
+
+@dataclass(frozen=True, slots=True)
+class RerankRequest:
+    """What the caller asked for."""
+
+    now: float  # epoch seconds
+    n: int = 10
+    context: str = "home"
+    item_id: str | None = None  # the product on screen (context=product)
+    category: str | None = None  # only items under this category path
+    exclude_categories: tuple[str, ...] = ()
+    exclude: tuple[str, ...] = ()  # item ids never to return
+    price_min: float | None = None
+    price_max: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Seed:
+    """An item whose similar list joins the pool, with its weight and the reason it gives."""
+
+    item_id: str
+    weight: float
+    reason_code: str  # similar_to_viewed | similar_to_cart | similar_to_item
+
+
+@dataclass(frozen=True, slots=True)
+class Fallback:
+    """Non-personal lists of one version (cached in process by the API)."""
+
+    popular: Candidates
+    trending: Candidates = field(default_factory=Candidates.empty)
+    trending_by_category: Mapping[str, Candidates] = field(default_factory=dict)
+
+
+def session_seeds(
+    state: OnlineState, request: RerankRequest, config: RerankConfig
+) -> tuple[Seed, ...]:
+    """The items whose similar lists the API must fetch for this request, strongest first.
+
+    The product on screen, the cart (complements), then recent activity weighted by event
+    type and recency; one seed per item (its strongest weight), at most ``max_seeds``.
+    """
+    best: dict[str, Seed] = {}
+
+    def offer(item: str, weight: float, code: str) -> None:
+        if weight > 0 and (item not in best or best[item].weight < weight):
+            best[item] = Seed(item, weight, code)
+
+    if request.context == "product" and request.item_id:
+        offer(request.item_id, config.product_seed_weight, SIMILAR_TO_ITEM)
+    cart_weight = (
+        config.cart_context_seed_weight if request.context == "cart" else config.cart_seed_weight
+    )
+    for item in state.cart:
+        offer(item, cart_weight, SIMILAR_TO_CART)
+    half_life = max(config.session_half_life_s, 1e-9)
+    for act in state.recent:
+        type_weight = config.event_weights.get(act.event_type, 0.0)
+        age = max(request.now - act.ts, 0.0)
+        offer(act.item_id, type_weight * 0.5 ** (age / half_life), SIMILAR_TO_VIEWED)
+    seeds = sorted(best.values(), key=lambda s: -s.weight)
+    return tuple(seeds[: config.max_seeds])
+
+
+def fallback_category(table: ItemTable, state: OnlineState, request: RerankRequest) -> str | None:
+    """The category whose trending list backs a thin answer: the requested category, else
+    the product on screen's, else that of the most recent activity."""
+    if request.category:
+        return request.category
+    for item in [request.item_id, *(a.item_id for a in state.recent)]:
+        idx = table.index.get(item) if item else None
+        if idx is not None and table.category[idx] >= 0:
+            return table.categories[int(table.category[idx])]
+    return None
+
+
+def reason_text(code: str, arg: str) -> str:
+    """The sentence shown to a person for a reason code."""
+    if code == SIMILAR_TO_VIEWED:
+        return f"because you viewed {arg}"
+    if code == SIMILAR_TO_CART:
+        return f"goes with {arg} in your cart"
+    if code == SIMILAR_TO_ITEM:
+        return f"similar to {arg}"
+    if code == TRENDING_IN_CATEGORY:
+        return f"trending in {arg}"
+    if code == TRENDING:
+        return "trending"
+    if code == POPULAR:
+        return "popular"
+    return "for you"
+
+
+def _normalise(scores: np.ndarray) -> np.ndarray:
+    """Min-max to [0, 1]; a constant list maps to 1."""
+    if scores.size == 0:
+        return scores.astype(np.float64)
+    s = scores.astype(np.float64)
+    lo, hi = s.min(), s.max()
+    return (s - lo) / (hi - lo) if hi > lo else np.ones_like(s)
+
+
+def _scale_to_max(scores: np.ndarray) -> np.ndarray:
+    """Similarities divided by the largest (negatives count as 0); all-zero maps to 1."""
+    s = np.maximum(scores.astype(np.float64), 0.0)
+    top = s.max() if s.size else 0.0
+    return s / top if top > 0 else np.ones_like(s)
+
+
+def _trending_for(fallback: Fallback, category: str | None) -> tuple[str, Candidates] | None:
+    """The trending list of ``category``; else its sub-categories' lists merged (a parent
+    asked for); else the list of its nearest parent that has one."""
+    if category and category not in fallback.trending_by_category:
+        below = category + rules.CATEGORY_SEPARATOR
+        children = [
+            c for name, c in fallback.trending_by_category.items() if name.startswith(below)
+        ]
+        if children:
+            order = np.argsort(-np.concatenate([_normalise(c.scores) for c in children]))
+            merged = Candidates(
+                np.concatenate([c.items for c in children])[order],
+                np.concatenate([c.scores for c in children])[order],
+            )
+            return category, merged
+    path = category
+    while path:
+        found = fallback.trending_by_category.get(path)
+        if found is not None and len(found):
+            return path, found
+        cut = path.rfind(rules.CATEGORY_SEPARATOR)
+        path = path[:cut] if cut > 0 else None
+    return None
+
+
+def rerank(
+    table: ItemTable,
+    candidates: Candidates,
+    state: OnlineState,
+    seeds: tuple[Seed, ...],
+    similar: Mapping[str, Candidates],
+    fallback: Fallback,
+    request: RerankRequest,
+    config: RerankConfig,
+) -> list[RankedItem]:
+    """Rank at most ``request.n`` items for one customer; see the module docstring."""
+    n = request.n
+    if n <= 0:
+        return []
+    n_cand = len(candidates)
+    # -- personal pool: model candidates + similar items of the seeds ------------------
+    parts = [candidates.items.astype(np.int64, copy=False)] if n_cand else []
+    seed_lists: list[tuple[int, Seed, np.ndarray]] = []  # (offset, seed, weighted sims)
+    offset = n_cand
+    for seed in seeds:
+        sims = similar.get(seed.item_id)
+        if sims is None or not len(sims):
+            continue
+        parts.append(sims.items.astype(np.int64, copy=False))
+        seed_lists.append((offset, seed, seed.weight * _scale_to_max(sims.scores)))
+        offset += len(sims)
+
+    if parts:
+        pool = np.concatenate(parts) if len(parts) > 1 else parts[0]
+        uniq, inv = np.unique(pool, return_inverse=True)
+        model = np.zeros(uniq.size)
+        if n_cand:
+            model[inv[:n_cand]] = _normalise(candidates.scores)
+        session = np.zeros(uniq.size)
+        best = np.zeros(uniq.size)
+        source = np.full(uniq.size, -1, dtype=np.int64)
+        for j, (start, _seed, contrib) in enumerate(seed_lists):
+            pos = inv[start : start + contrib.size]
+            session[pos] += contrib
+            better = contrib > best[pos]
+            best[pos[better]] = contrib[better]
+            source[pos[better]] = j
+        model *= config.model_weight
+        session *= config.session_weight
+        score = model + session + _boosts(uniq, table, request.now, config)
+        personal_order = np.argsort(-score, kind="stable")
+        p_items = uniq[personal_order]
+        p_score = score[personal_order]
+        p_source = np.where(session > model, source, -1)[personal_order]
+    else:
+        p_items = np.empty(0, np.int64)
+        p_score = np.empty(0)
+        p_source = np.empty(0, np.int64)
+
+    # -- fallback chain: trending in category, popular, trending ------------------------
+    chain: list[tuple[np.ndarray, str, str]] = []  # (items best first, code, arg)
+    trend = _trending_for(fallback, fallback_category(table, state, request))
+    if trend is not None:
+        chain.append((trend[1].items.astype(np.int64, copy=False), TRENDING_IN_CATEGORY, trend[0]))
+    if len(fallback.popular):
+        chain.append((fallback.popular.items.astype(np.int64, copy=False), POPULAR, ""))
+    if len(fallback.trending):
+        chain.append((fallback.trending.items.astype(np.int64, copy=False), TRENDING, ""))
+
+    items = np.concatenate([p_items] + [c[0] for c in chain]) if chain else p_items
+    n_personal = p_items.size
+    # Key for ordering/diversity: personal items score above every fallback item.
+    # Reported scores: 1 + combined score for personal items, (0, 1) by list position after.
+    n_stages = len(chain)
+    fb_key = [
+        (n_stages - stage - 1 + (c[0].size - np.arange(c[0].size)) / (c[0].size + 1.0)) / n_stages
+        for stage, c in enumerate(chain)
+    ]
+    key = np.concatenate([1.0 + np.maximum(p_score, 0.0), *fb_key])
+
+    # Dedupe (first occurrence wins: the personal pool, then the chain in order).
+    _, first = np.unique(items, return_index=True)
+    keep_pos = np.sort(first) if first.size != items.size else np.arange(items.size)
+    keep_pos = keep_pos[_allowed(items[keep_pos], table, state, request, config)]
+    if keep_pos.size == 0:
+        return []
+    key_kept = key[keep_pos]
+    order = keep_pos[np.argsort(-key_kept, kind="stable")]
+    chosen = _diversify(order, key, items, table, n, config)
+    if chosen.size < n:  # diversity left the list short: fill with the best of the rest
+        rest = order[~np.isin(order, chosen)]
+        chosen = np.concatenate([chosen, rest[: n - chosen.size]])
+    return _explain(chosen, items, key, n_personal, p_score, p_source, seed_lists, chain, table)
+
+
+def _boosts(items: np.ndarray, table: ItemTable, now: float, config: RerankConfig) -> np.ndarray:
+    boost = np.zeros(items.size)
+    if config.new_arrival_boost:
+        boost += config.new_arrival_boost * rules.is_new_mask(
+            items, table, now, config.new_arrival_days
+        )
+    if config.promoted and config.promoted_boost:
+        promoted = rules.indices_of(table, config.promoted)
+        boost += config.promoted_boost * rules.member_mask(items, promoted)
+    return boost
+
+
+def _allowed(
+    items: np.ndarray,
+    table: ItemTable,
+    state: OnlineState,
+    request: RerankRequest,
+    config: RerankConfig,
+) -> np.ndarray:
+    """The rules: True where an item may be shown in this request."""
+    keep = rules.in_stock_mask(items, table)
+    if state.purchased:
+        codes = rules.category_codes(table, config.repeatable_categories)
+        keep &= ~rules.purchased_mask(items, table, state, codes)
+    if state.cart and request.context in config.cart_excluded_contexts:
+        keep &= ~rules.cart_mask(items, table, state)
+    drop = list(request.exclude)
+    if request.item_id:
+        drop.append(request.item_id)  # never recommend the product on screen
+    if drop:
+        keep &= ~rules.member_mask(items, rules.indices_of(table, drop))
+    if request.category or request.exclude_categories:
+        include = (request.category,) if request.category else ()
+        keep &= rules.category_mask(items, table, include, request.exclude_categories)
+    if request.price_min is not None or request.price_max is not None:
+        keep &= rules.price_mask(items, table, request.price_min, request.price_max)
+    if request.context == "email" and state.email_sent:
+        keep &= ~rules.email_capped_mask(
+            items, table, state, request.now, config.email_cap_last, config.email_cap_days
+        )
+    return keep
+
+
+def _diversify(
+    order: np.ndarray,
+    key: np.ndarray,
+    items: np.ndarray,
+    table: ItemTable,
+    n: int,
+    config: RerankConfig,
+) -> np.ndarray:
+    categories = np.full(key.size, -1, dtype=np.int32)
+    categories[order] = table.category[items[order]]
+    if config.diversity == "mmr":
+        return rules.mmr(order, key, categories, n, config.mmr_lambda)
+    if config.diversity == "cap":
+        return rules.per_category_cap(order, categories, n, config.max_per_category)
+    return order[:n]
+
+
+def _explain(
+    chosen: np.ndarray,
+    items: np.ndarray,
+    key: np.ndarray,
+    n_personal: int,
+    p_score: np.ndarray,
+    p_source: np.ndarray,
+    seed_lists: list[tuple[int, Seed, np.ndarray]],
+    chain: list[tuple[np.ndarray, str, str]],
+    table: ItemTable,
+) -> list[RankedItem]:
+    bounds = np.cumsum([n_personal] + [c[0].size for c in chain])
+    ids = table.item_ids[items[chosen]].tolist()
+    out: list[RankedItem] = []
+    for pos, item_id in zip(chosen.tolist(), ids, strict=True):
+        if pos < n_personal:
+            src = int(p_source[pos])
+            if src >= 0:
+                seed = seed_lists[src][1]
+                code, arg = seed.reason_code, seed.item_id
+            else:
+                code, arg = FOR_YOU, ""
+        else:
+            stage = int(np.searchsorted(bounds, pos, side="right")) - 1
+            _, code, arg = chain[stage]
+        score = round(float(key[pos]), 6)
+        out.append(RankedItem(str(item_id), score, reason_text(code, arg), code))
+    return out
