@@ -10,6 +10,10 @@ version; external ids live in the id maps saved beside the model.
 All batch methods return two arrays of shape (len(rows), n): ``items`` (int32, -1 where fewer
 than n items could be returned) and ``scores`` (float32, -inf where ``items`` is -1), each row
 sorted by descending score.
+
+``exclude`` matrices are CSR with one row per requested customer; their *stored entries* (not
+their values) name the items that must not be returned. Models are built by name with
+``recsys.models.build(name, **params)``; ``RecommenderBase.load(dir)`` rebuilds any saved model.
 """
 
 from __future__ import annotations
@@ -43,6 +47,8 @@ class RecommenderBase(ABC):
 
     #: distributions whose versions go into the manifest (e.g. ("implicit",))
     libraries: ClassVar[tuple[str, ...]] = ()
+    #: the name ``recsys.models.build`` knows this class by
+    name: ClassVar[str] = ""
 
     # ---- learning -------------------------------------------------------------------------
     @abstractmethod
@@ -98,6 +104,15 @@ class RecommenderBase(ABC):
             if name != "self" and hasattr(self, name)
         }
 
+    def set_params(self, **params: Any) -> Self:
+        """Set hyper-parameters by name (unknown names are an error); returns self."""
+        valid = self.get_params()
+        for key, value in params.items():
+            if key not in valid:
+                raise ValueError(f"{type(self).__name__} has no hyper-parameter {key!r}")
+            setattr(self, key, value)
+        return self
+
     def manifest(self, id_map_fingerprint: str | None = None) -> dict[str, Any]:
         return {
             "class": f"{type(self).__module__}.{type(self).__qualname__}",
@@ -145,4 +160,61 @@ class RecommenderBase(ABC):
     @property
     def n_items(self) -> int:
         """Number of item columns the model was fitted on."""
+        self._check_fitted()
         return int(self.n_items_)  # type: ignore[attr-defined]
+
+    @property
+    def is_fitted(self) -> bool:
+        return hasattr(self, "n_items_")
+
+    def _check_fitted(self) -> None:
+        if not hasattr(self, "n_items_"):
+            raise RuntimeError(f"{type(self).__name__} is not fitted; call fit() first")
+
+    def _check_interactions(self, interactions: sp.spmatrix) -> sp.csr_matrix:
+        """Validate a training matrix; returns it as float32 CSR (no copy when already so)."""
+        if not sp.issparse(interactions):
+            raise TypeError("interactions must be a scipy.sparse matrix (customers x items)")
+        matrix = sp.csr_matrix(interactions, dtype=np.float32)
+        if matrix.nnz and (not np.isfinite(matrix.data).all() or matrix.data.min() < 0):
+            raise ValueError("interactions must hold finite, non-negative confidence values")
+        return matrix
+
+    def _check_rows(self, rows: np.ndarray, exclude: sp.spmatrix | None) -> np.ndarray:
+        """Validate customer row indices (and the matching exclude matrix)."""
+        self._check_fitted()
+        rows = np.asarray(rows, dtype=np.int64).reshape(-1)
+        n_customers = int(getattr(self, "n_customers_", 0))
+        if rows.size and (rows.min() < 0 or rows.max() >= n_customers):
+            raise IndexError(f"customer rows must be in [0, {n_customers}) (known customers)")
+        self._check_columns(exclude, len(rows), "exclude")
+        return rows
+
+    def _check_history(
+        self, history: sp.spmatrix, exclude: sp.spmatrix | None
+    ) -> tuple[sp.csr_matrix, sp.csr_matrix]:
+        """Validate a fold-in history; ``exclude`` defaults to the history itself."""
+        self._check_fitted()
+        if not sp.issparse(history):
+            raise TypeError("history must be a scipy.sparse matrix (customers x items)")
+        history = sp.csr_matrix(history, dtype=np.float32)
+        self._check_columns(history, history.shape[0], "history")
+        if exclude is None:
+            exclude = history
+        self._check_columns(exclude, history.shape[0], "exclude")
+        return history, sp.csr_matrix(exclude)
+
+    def _check_columns(self, matrix: sp.spmatrix | None, rows: int, what: str) -> None:
+        if matrix is None:
+            return
+        if not sp.issparse(matrix):
+            raise TypeError(f"{what} must be a scipy.sparse matrix")
+        if matrix.shape != (rows, self.n_items):
+            raise ValueError(f"{what} has shape {matrix.shape}; expected ({rows}, {self.n_items})")
+
+    def _check_items(self, items: np.ndarray) -> np.ndarray:
+        self._check_fitted()
+        items = np.asarray(items, dtype=np.int64).reshape(-1)
+        if items.size and (items.min() < 0 or items.max() >= self.n_items):
+            raise IndexError(f"item indices must be in [0, {self.n_items})")
+        return items
