@@ -80,3 +80,27 @@ class RankedItem:
     score: float
     reason: str  # "for you", "because you viewed X", "trending in Y", "popular"
     reason_code: str  # for_you | similar_to_viewed | similar_to_cart | trending_in_category | popular
+
+
+@dataclass(frozen=True, slots=True)
+class CustomerView:
+    """What one pipelined read returns for a customer: candidates of ``version`` + state."""
+
+    version: str  # the published version the candidates come from
+    candidates: Candidates  # empty when the customer has none in this version
+    state: OnlineState
+
+
+@dataclass(frozen=True, slots=True)
+class OnlineEvent:
+    """One real-time event to record (``features.schema.DEFAULT_EVENT_TYPES``; ids validated)."""
+
+    customer_id: str
+    item_id: str
+    event_type: str
+    ts: float  # epoch seconds
+    quantity: float | None = None
+    price: float | None = None
+    channel: str | None = None
+    session_id: str | None = None
+    value: float | None = None
