@@ -90,6 +90,7 @@ class Reason(StrEnum):
     MISSING_TIMESTAMP = "missing_timestamp"
     BAD_TIMESTAMP = "unparseable_timestamp"
     FUTURE_TIMESTAMP = "future_timestamp"
+    OLD_TIMESTAMP = "timestamp_too_old"
     BAD_QUANTITY = "unparseable_quantity"
     NON_POSITIVE_QUANTITY = "non_positive_quantity"
     BAD_PRICE = "unparseable_price"

@@ -1,0 +1,498 @@
+"""Validate raw events into ``EVENT_SCHEMA``, quarantining what cannot be used, with a reason.
+
+Input: a frame of strings with the canonical event columns (``features.sources.read_raw`` or a
+layout) plus any further original columns. Output (:class:`ValidationResult`):
+
+- ``events``: the kept rows, typed as ``features.schema.EVENT_SCHEMA``;
+- ``quarantine``: every rejected row with its original columns, its ``row`` number (0-based
+  position in the input) and a ``reason`` (a ``features.schema.Reason`` value);
+- ``report``: an :class:`IngestReport`; ``rows_in == kept + quarantined + duplicates`` is
+  checked here and a violation raises :class:`AccountingError`.
+
+Steps, all vectorised polars: exact duplicates (identical raw rows) are dropped and counted;
+each column is parsed and the first failing check names the reason; optionally customers
+above an events-per-day cap are quarantined as bots; returns and cancellations are applied
+(subtracted from the customer's purchases of the item, latest first) or recorded as events.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Collection, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any, Literal
+
+import numpy as np
+import polars as pl
+
+from features.report import AccountingError, IngestReport
+from features.schema import EVENT_SCHEMA, REQUIRED_EVENT_COLUMNS, EventTypes, Reason
+
+DEFAULT_ID_PATTERN = r"^[A-Za-z0-9_\-.:@/+#]+$"
+"""Ids: letters, digits and ``_ - . : @ / + #``; anything else (spaces, quotes, control
+characters) is ``invalid_id``."""
+
+TIMESTAMP_FORMATS: tuple[str, ...] = (
+    "%Y-%m-%dT%H:%M:%S%.f%#z",
+    "%Y-%m-%d %H:%M:%S%.f%#z",
+    "%Y-%m-%dT%H:%M:%S%.f",
+    "%Y-%m-%d %H:%M:%S%.f",
+    "%Y-%m-%dT%H:%M%#z",
+    "%Y-%m-%dT%H:%M",
+    "%Y-%m-%d %H:%M",
+    "%Y-%m-%d",
+)
+"""Text timestamps tried in order after epoch numbers: ISO 8601 with a zone (``Z`` or an
+offset) or without one (read as UTC), ``T`` or space separated, with optional fractions."""
+
+_TS = pl.Datetime("us", "UTC")
+
+# Reason codes, in the order the checks run; the first failing check wins.
+_REASONS: tuple[Reason, ...] = tuple(Reason)
+_CODE = {reason: i for i, reason in enumerate(_REASONS)}
+
+
+@dataclass(frozen=True)
+class ValidationConfig:
+    """How raw events are checked. Defaults suit a shop export in the canonical layout."""
+
+    event_types: EventTypes = field(default_factory=EventTypes)
+    event_aliases: Mapping[str, str] = field(default_factory=dict)
+    """Raw event names -> canonical ones (after trimming and lower-casing), e.g.
+    ``{"addtocart": "add_to_cart", "transaction": "purchase"}``."""
+    return_types: tuple[str, ...] = ("return",)
+    cancellation_types: tuple[str, ...] = ("cancellation",)
+    returns: Literal["apply", "record"] = "apply"
+    """``apply``: subtract returned/cancelled quantities from the customer's purchases of the
+    item (latest first); a purchase brought to zero and the return row itself go to the
+    quarantine with reason ``return``/``cancellation``. ``record``: keep them as events."""
+    positive_quantity_types: tuple[str, ...] = ("purchase",)
+    """Event types whose quantity must be > 0 (else ``non_positive_quantity``)."""
+    default_quantity: float = 1.0
+    value_required_types: tuple[str, ...] = ()
+    """Event types that need a numeric ``value`` (ratings); without one: ``unparseable_value``."""
+    timestamp_formats: tuple[str, ...] = ()
+    """Extra text formats tried before :data:`TIMESTAMP_FORMATS` (e.g. ``%m/%d/%Y %H:%M``)."""
+    now: datetime | None = None
+    """Reference for ``future_timestamp``; None = the wall clock at validation time."""
+    future_tolerance: timedelta = timedelta(days=1)
+    min_timestamp: datetime = datetime(1990, 1, 1, tzinfo=UTC)
+    max_events_per_day: int | None = None
+    """Bot filter: a customer with more events than this on any UTC day is quarantined."""
+    id_pattern: str | None = DEFAULT_ID_PATTERN
+    max_id_length: int = 128
+    missing_customer_is_guest: bool = False
+    """Report a missing customer id as ``guest_without_id`` (exports that log guests)."""
+    drop_duplicates: bool = True
+
+    @property
+    def adjustment_types(self) -> tuple[str, ...]:
+        return self.return_types + self.cancellation_types
+
+    @property
+    def known_event_types(self) -> tuple[str, ...]:
+        return tuple(dict.fromkeys(self.event_types.all + self.adjustment_types))
+
+
+@dataclass
+class ValidationResult:
+    events: pl.DataFrame
+    quarantine: pl.DataFrame
+    report: IngestReport
+
+
+# --- timestamps ----------------------------------------------------------------------------
+
+
+def _epoch_to_datetime(numbers: pl.Series) -> pl.Series:
+    """Epoch numbers -> UTC datetimes; the unit (s, ms, us, ns) from the magnitude."""
+    magnitude = numbers.abs()
+    micros = (
+        pl.select(
+            pl.when(magnitude < 1e11)
+            .then(numbers * 1_000_000)
+            .when(magnitude < 1e14)
+            .then(numbers * 1_000)
+            .when(magnitude < 1e17)
+            .then(numbers)
+            .otherwise(numbers / 1_000)
+        )
+        .to_series()
+        .cast(pl.Int64, strict=False)
+    )
+    return micros.cast(_TS)
+
+
+def parse_timestamps(raw: pl.Series, formats: Sequence[str] = ()) -> pl.Series:
+    """Parse mixed-format timestamps to ``Datetime("us", "UTC")``; null where unparseable.
+
+    Accepts epoch seconds / milliseconds / microseconds (integers or decimals) and the text
+    formats in ``formats`` then :data:`TIMESTAMP_FORMATS`. The cheap integer path runs on the
+    whole column; each slower format runs only on the rows still unparsed.
+    """
+    raw = raw.cast(pl.String)
+    out = _epoch_to_datetime(raw.cast(pl.Int64, strict=False))
+    todo = (out.is_null() & raw.is_not_null()).arg_true()
+    if todo.len() == 0:
+        return out.rename(raw.name)
+    text = raw.gather(todo).str.strip_chars()
+    parsed = _epoch_to_datetime(text.cast(pl.Float64, strict=False))
+    for fmt in (*formats, *TIMESTAMP_FORMATS):
+        left = parsed.is_null().arg_true()
+        if left.len() == 0:
+            break
+        attempt = text.gather(left).str.to_datetime(
+            fmt, strict=False, time_unit="us", time_zone="UTC"
+        )
+        parsed = parsed.scatter(left, attempt)
+    return out.scatter(todo, parsed).rename(raw.name)
+
+
+# --- checks --------------------------------------------------------------------------------
+
+
+def _duplicate_mask(raw: pl.DataFrame) -> pl.Series:
+    """True for rows identical to an earlier row (all columns). Hash first, then exact.
+
+    Sorting the 64-bit row hashes finds the few hash values seen twice; only rows carrying
+    those are compared exactly, so a hash collision never drops a row.
+    """
+    hashes = raw.hash_rows().to_numpy()
+    ordered = np.sort(hashes)
+    repeated = ordered[1:][ordered[1:] == ordered[:-1]]
+    mask = pl.repeat(False, raw.height, eager=True).alias("duplicate")
+    if repeated.size == 0:
+        return mask
+    idx = pl.Series(np.flatnonzero(np.isin(hashes, np.unique(repeated))), dtype=pl.UInt32)
+    exact_first = raw[idx].select(pl.struct(pl.all()).is_first_distinct()).to_series()
+    return mask.scatter(idx.filter(~exact_first), True)
+
+
+def count_distinct(values: pl.Series) -> int:
+    """Distinct values of a column (by 64-bit hash: a sort instead of a hash table)."""
+    if values.len() == 0:
+        return 0
+    ordered = np.sort(values.hash(seed=0).to_numpy())
+    return int(np.count_nonzero(ordered[1:] != ordered[:-1])) + 1
+
+
+def _event_type_lookup(raw: pl.Series, config: ValidationConfig) -> pl.Series:
+    """Raw event names -> canonical names; null where unknown. Python sees distinct values only."""
+    known = set(config.known_event_types)
+    aliases = {k.strip().lower(): v for k, v in config.event_aliases.items()}
+    mapping: dict[str, str | None] = {}
+    for value in raw.drop_nulls().unique().to_list():
+        name = value.strip().lower()
+        name = aliases.get(name, name)
+        mapping[value] = name if name in known else None
+    return raw.replace_strict(mapping, default=None, return_dtype=pl.String)
+
+
+def _number(col: str) -> tuple[pl.Expr, pl.Expr]:
+    """(parsed Float64 or null, raw present but not a finite number) for a stripped column."""
+    raw = pl.col(col)
+    parsed = raw.cast(pl.Float64, strict=False)
+    bad = raw.is_not_null() & (raw != "") & (parsed.is_null() | ~parsed.is_finite())
+    return pl.when(bad).then(None).otherwise(parsed), bad
+
+
+def _id_checks(col: str, config: ValidationConfig) -> tuple[pl.Expr, pl.Expr]:
+    """(missing, invalid) for a stripped id column."""
+    value = pl.col(col)
+    missing = value.is_null() | (value == "")
+    invalid = value.str.len_bytes() > config.max_id_length
+    if config.id_pattern:
+        invalid = invalid | ~value.str.contains(config.id_pattern)
+    return missing, invalid & ~missing
+
+
+def _reason_expr(checks: Sequence[tuple[Reason, pl.Expr]]) -> pl.Expr:
+    """The code of the first failing check, null when all pass."""
+    (first, first_failed), *rest = checks
+    chain: Any = pl.when(first_failed).then(pl.lit(_CODE[first], pl.UInt8))
+    for reason, failed in rest:
+        chain = chain.when(failed).then(pl.lit(_CODE[reason], pl.UInt8))
+    return chain.otherwise(pl.lit(None, pl.UInt8))
+
+
+def _with_row_and_columns(raw: pl.DataFrame) -> pl.DataFrame:
+    missing = [c for c in REQUIRED_EVENT_COLUMNS if c not in raw.columns]
+    if missing:
+        raise ValueError(
+            f"events lack required column(s) {missing}; columns are {raw.columns}. "
+            "Map them with a column mapping (raw_column=canonical_column) or pick a layout."
+        )
+    not_str = [c for c, t in raw.schema.items() if t != pl.String]
+    if not_str:
+        raw = raw.with_columns(pl.col(not_str).cast(pl.String))
+    return raw
+
+
+def _strip(col: str) -> pl.Expr:
+    return pl.col(col).str.strip_chars()
+
+
+def _parse(frame: pl.DataFrame, config: ValidationConfig, now: datetime) -> pl.DataFrame:
+    """Add parsed columns (prefixed ``_``) and the reason code ``_code``."""
+    frame = frame.with_columns(
+        _customer=_strip("customer_id"),
+        _item=_strip("item_id"),
+        _quantity_raw=_strip("quantity"),
+        _price_raw=_strip("price"),
+        _value_raw=_strip("value"),
+        _channel=_strip("channel").str.to_lowercase(),
+        _event=_event_type_lookup(frame["event_type"], config),
+        _timestamp=parse_timestamps(frame["timestamp"], config.timestamp_formats),
+    )
+    cust_missing, cust_invalid = _id_checks("_customer", config)
+    item_missing, item_invalid = _id_checks("_item", config)
+    quantity, bad_quantity = _number("_quantity_raw")
+    price, bad_price = _number("_price_raw")
+    value, bad_value = _number("_value_raw")
+    event = pl.col("_event")
+    adjustments = list(config.adjustment_types)
+    quantity = (
+        pl.when(event.is_in(adjustments)).then(quantity.abs()).otherwise(quantity)
+    ).fill_null(config.default_quantity)
+    frame = frame.with_columns(
+        _quantity=quantity,
+        _price=price,
+        _value=value,
+        _bad_quantity=bad_quantity,
+        _bad_price=bad_price,
+        _bad_value=bad_value,
+    ).drop("_quantity_raw", "_price_raw", "_value_raw")
+
+    event_raw = pl.col("event_type")
+    ts_raw = pl.col("timestamp")
+    ts = pl.col("_timestamp")
+    checks: list[tuple[Reason, pl.Expr]] = [
+        (
+            Reason.GUEST if config.missing_customer_is_guest else Reason.MISSING_CUSTOMER_ID,
+            cust_missing,
+        ),
+        (Reason.MISSING_ITEM_ID, item_missing),
+        (Reason.INVALID_ID, cust_invalid | item_invalid),
+        (Reason.MISSING_EVENT_TYPE, event_raw.is_null() | (event_raw.str.len_bytes() == 0)),
+        (Reason.UNKNOWN_EVENT_TYPE, event.is_null()),
+        (Reason.MISSING_TIMESTAMP, ts_raw.is_null() | (ts_raw.str.len_bytes() == 0)),
+        (Reason.BAD_TIMESTAMP, ts.is_null()),
+        (Reason.FUTURE_TIMESTAMP, ts > pl.lit(now + config.future_tolerance, _TS)),
+        (Reason.OLD_TIMESTAMP, ts < pl.lit(config.min_timestamp, _TS)),
+        (Reason.BAD_QUANTITY, pl.col("_bad_quantity")),
+        (
+            Reason.NON_POSITIVE_QUANTITY,
+            event.is_in(list(config.positive_quantity_types)) & (pl.col("_quantity") <= 0),
+        ),
+        (Reason.BAD_PRICE, pl.col("_bad_price")),
+        (Reason.NEGATIVE_PRICE, pl.col("_price") < 0),
+        (
+            Reason.BAD_VALUE,
+            pl.col("_bad_value")
+            | (event.is_in(list(config.value_required_types)) & pl.col("_value").is_null()),
+        ),
+    ]
+    return frame.with_columns(_code=_reason_expr(checks)).drop(
+        "_bad_quantity", "_bad_price", "_bad_value"
+    )
+
+
+def _flag_unknown_items(frame: pl.DataFrame, catalog_items: Collection[str]) -> pl.DataFrame:
+    items = (
+        catalog_items.cast(pl.String)
+        if isinstance(catalog_items, pl.Series)
+        else pl.Series("items", list(catalog_items), dtype=pl.String)
+    )
+    unknown = pl.col("_code").is_null() & ~pl.col("_item").is_in(items.implode())
+    return frame.with_columns(
+        _code=pl.when(unknown).then(pl.lit(_CODE[Reason.UNKNOWN_ITEM], pl.UInt8)).otherwise("_code")
+    )
+
+
+def _flag_bots(frame: pl.DataFrame, cap: int) -> tuple[pl.DataFrame, int]:
+    valid = frame.filter(pl.col("_code").is_null())
+    per_day = valid.group_by("_customer", pl.col("_timestamp").dt.date()).len()
+    bots = per_day.filter(pl.col("len") > cap)["_customer"].unique()
+    if bots.len() == 0:
+        return frame, 0
+    is_bot = pl.col("_code").is_null() & pl.col("_customer").is_in(bots.implode())
+    frame = frame.with_columns(
+        _code=pl.when(is_bot).then(pl.lit(_CODE[Reason.BOT], pl.UInt8)).otherwise("_code")
+    )
+    return frame, bots.len()
+
+
+def _apply_adjustments(frame: pl.DataFrame, config: ValidationConfig) -> tuple[pl.DataFrame, dict]:
+    """Subtract valid returns/cancellations from purchases of the same customer and item."""
+    code_return, code_cancel = _CODE[Reason.RETURN], _CODE[Reason.CANCELLATION]
+    valid = pl.col("_code").is_null()
+    is_return = valid & pl.col("_event").is_in(list(config.return_types))
+    is_cancel = valid & pl.col("_event").is_in(list(config.cancellation_types))
+    frame = frame.with_columns(
+        _code=pl.when(is_return)
+        .then(pl.lit(code_return, pl.UInt8))
+        .when(is_cancel)
+        .then(pl.lit(code_cancel, pl.UInt8))
+        .otherwise("_code")
+    )
+    adjusted = frame.filter(pl.col("_code").is_in([code_return, code_cancel]))
+    stats = {
+        "returns": int((adjusted["_code"] == code_return).sum()),
+        "cancellations": int((adjusted["_code"] == code_cancel).sum()),
+        "purchases_reduced": 0,
+        "purchases_removed": 0,
+        "quantity_subtracted": 0.0,
+        "quantity_unmatched": 0.0,
+    }
+    if adjusted.height == 0:
+        return frame, stats
+    owed = adjusted.group_by("_customer", "_item").agg(
+        _owed=pl.col("_quantity").sum(),
+        _kind=pl.when(
+            (pl.col("_code") == code_cancel).sum() > (pl.col("_code") == code_return).sum()
+        )
+        .then(pl.lit(code_cancel, pl.UInt8))
+        .otherwise(pl.lit(code_return, pl.UInt8)),
+    )
+    purchases = (
+        frame.select("row", "_customer", "_item", "_timestamp", "_quantity", "_code", "_event")
+        .filter(pl.col("_code").is_null() & (pl.col("_event") == "purchase"))
+        .join(owed, on=["_customer", "_item"], how="inner")
+        .sort("_timestamp", "row", descending=True)
+        .with_columns(
+            _before=pl.col("_quantity").cum_sum().over("_customer", "_item") - pl.col("_quantity")
+        )
+        .with_columns(
+            _take=(pl.col("_owed") - pl.col("_before"))
+            .clip(0.0, None)
+            .clip(None, pl.col("_quantity"))
+        )
+        .filter(pl.col("_take") > 0)
+        .select(
+            "row",
+            _new_quantity=pl.col("_quantity") - pl.col("_take"),
+            _new_code=pl.when(pl.col("_quantity") - pl.col("_take") <= 0).then("_kind"),
+            _take="_take",
+        )
+    )
+    subtracted = float(purchases["_take"].sum())
+    stats["quantity_subtracted"] = subtracted
+    stats["quantity_unmatched"] = float(owed["_owed"].sum()) - subtracted
+    stats["purchases_removed"] = int(purchases["_new_code"].is_not_null().sum())
+    stats["purchases_reduced"] = purchases.height - stats["purchases_removed"]
+    frame = (
+        frame.join(purchases.drop("_take"), on="row", how="left")
+        .with_columns(
+            _quantity=pl.coalesce("_new_quantity", "_quantity"),
+            _code=pl.coalesce("_code", "_new_code"),
+        )
+        .drop("_new_quantity", "_new_code")
+    )
+    return frame, stats
+
+
+# --- entry point ---------------------------------------------------------------------------
+
+
+def validate(
+    raw: pl.DataFrame,
+    config: ValidationConfig | None = None,
+    catalog_items: Collection[str] | pl.Series | None = None,
+) -> ValidationResult:
+    """Validate raw string events; see the module docstring for the steps and outputs."""
+    config = config or ValidationConfig()
+    now = config.now or datetime.now(UTC)
+    timings: dict[str, float] = {}
+    start = clock = time.perf_counter()
+
+    raw = _with_row_and_columns(raw)
+    original = raw.columns
+    rows_in = raw.height
+    for col in EVENT_SCHEMA:
+        if col not in raw.columns:
+            raw = raw.with_columns(pl.lit(None, pl.String).alias(col))
+
+    if config.drop_duplicates and rows_in:
+        dup = _duplicate_mask(raw.select(original))
+        duplicates = int(dup.sum())
+        frame = raw.with_row_index("row").filter(~dup) if duplicates else raw.with_row_index("row")
+    else:
+        duplicates = 0
+        frame = raw.with_row_index("row")
+    timings["duplicates"] = time.perf_counter() - clock
+    clock = time.perf_counter()
+
+    frame = _parse(frame, config, now)
+    timings["parse"] = time.perf_counter() - clock
+    clock = time.perf_counter()
+
+    if catalog_items is not None:
+        frame = _flag_unknown_items(frame, catalog_items)
+    bots = 0
+    if config.max_events_per_day is not None:
+        frame, bots = _flag_bots(frame, config.max_events_per_day)
+    adjustments: dict = {}
+    if config.returns == "apply":
+        frame, adjustments = _apply_adjustments(frame, config)
+    timings["checks"] = time.perf_counter() - clock
+    clock = time.perf_counter()
+
+    kept_mask = frame["_code"].is_null()
+    events = frame.filter(kept_mask).select(
+        customer_id="_customer",
+        item_id="_item",
+        event_type="_event",
+        timestamp="_timestamp",
+        quantity="_quantity",
+        price="_price",
+        channel="_channel",
+        session_id=pl.col("session_id"),
+        value="_value",
+    )
+    events = events.cast(EVENT_SCHEMA)  # type: ignore[arg-type]
+    labels = pl.Series([r.value for r in _REASONS], dtype=pl.String)
+    quarantine = frame.filter(~kept_mask).select(
+        *original,
+        "row",
+        reason=pl.col("_code").replace_strict(
+            list(range(len(_REASONS))), labels, return_dtype=pl.String
+        ),
+    )
+    timings["split"] = time.perf_counter() - clock
+    timings["total"] = time.perf_counter() - start
+
+    by_reason = {str(r): int(n) for r, n in quarantine["reason"].value_counts().iter_rows() if n}
+    by_event_type = {str(e): int(n) for e, n in events["event_type"].value_counts().iter_rows()}
+    report = IngestReport(
+        rows_in=rows_in,
+        kept=events.height,
+        quarantined=quarantine.height,
+        duplicates=duplicates,
+        by_reason=dict(sorted(by_reason.items(), key=lambda kv: -kv[1])),
+        by_event_type=dict(sorted(by_event_type.items(), key=lambda kv: -kv[1])),
+        customers=count_distinct(events["customer_id"]),
+        items=count_distinct(events["item_id"]),
+        first_event=_iso(events["timestamp"].min()),
+        last_event=_iso(events["timestamp"].max()),
+        bot_customers=bots,
+        adjustments=adjustments,
+        timings=timings,
+    )
+    report.check()
+    return ValidationResult(events=events, quarantine=quarantine, report=report)
+
+
+def _iso(value: object) -> str | None:
+    return value.isoformat() if isinstance(value, datetime) else None
+
+
+__all__ = [
+    "AccountingError",
+    "IngestReport",
+    "TIMESTAMP_FORMATS",
+    "ValidationConfig",
+    "ValidationResult",
+    "parse_timestamps",
+    "validate",
+]
