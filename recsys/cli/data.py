@@ -1,5 +1,278 @@
-"""CLI commands: data (filled in by its owner)."""
+"""CLI commands for data: ``recsys synth``, ``recsys ingest``, ``recsys build``.
+
+- ``synth``  writes a synthetic shop (events, catalog, customers) in a chosen layout;
+- ``ingest`` reads an export with a layout, validates it and writes events.parquet,
+  quarantine.parquet and report.json, then prints the report;
+- ``build``  turns an ingest folder's events.parquet into interaction matrices (+ id maps,
+  + feature matrices when catalog.parquet / customers.parquet are there).
+"""
 
 from __future__ import annotations
 
-from recsys.cli import app  # noqa: F401
+import contextlib
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from recsys.cli import app
+
+if TYPE_CHECKING:
+    from features.report import IngestReport
+
+console = Console()
+
+SIZES = ["tiny", "small", "demo", "bench", "large"]
+SYNTH_LAYOUTS = ["canonical", "retailrocket"]
+INGEST_LAYOUTS = ["canonical", "retailrocket", "uci_online_retail", "movielens"]
+MATRICES_DIR = "matrices"
+
+
+@contextlib.contextmanager
+def stages(total: int, description: str) -> Iterator[Progress]:
+    """A progress bar advanced once per stage; ``progress.update(0, description=...)``."""
+    progress = Progress(
+        SpinnerColumn(),
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        TextColumn("{task.completed}/{task.total}"),
+        TimeElapsedColumn(),
+        console=console,
+        transient=False,
+    )
+    with progress:
+        progress.add_task(description, total=total)
+        yield progress
+
+
+def _step(progress: Progress, description: str) -> None:
+    progress.update(progress.task_ids[0], description=description)
+
+
+def _done(progress: Progress) -> None:
+    progress.advance(progress.task_ids[0])
+
+
+def _fail(message: str) -> typer.Exit:
+    console.print(f"[bold red]error:[/] {message}")
+    return typer.Exit(code=2)
+
+
+def report_table(report: IngestReport) -> Table:
+    """The ingest report as a rich table (label, value)."""
+    title = "ingest report" + (f" ({report.layout})" if report.layout else "")
+    table = Table(title=title, show_header=False, title_justify="left")
+    table.add_column("what", style="bold")
+    table.add_column("value", justify="right")
+    for label, value in report.rows():
+        style = "red" if label == "accounted" and value != "yes" else None
+        table.add_row(label, value, style=style)
+    return table
+
+
+def _kv_table(title: str, rows: list[tuple[str, str]]) -> Table:
+    table = Table(title=title, show_header=False, title_justify="left")
+    table.add_column("what", style="bold")
+    table.add_column("value", justify="right")
+    for label, value in rows:
+        table.add_row(label, value)
+    return table
+
+
+# --- synth ---------------------------------------------------------------------------------
+
+
+@app.command()
+def synth(
+    out: Annotated[Path, typer.Option("--out", "-o", help="Folder to write the shop into.")],
+    size: Annotated[str, typer.Option(help=f"Preset: {', '.join(SIZES)}.")] = "tiny",
+    layout: Annotated[str, typer.Option(help="canonical or retailrocket.")] = "canonical",
+    fmt: Annotated[str, typer.Option("--format", help="csv or parquet.")] = "csv",
+    seed: Annotated[int | None, typer.Option(help="Random seed (default: the preset's).")] = None,
+) -> None:
+    """Write a synthetic shop (events, catalog, customers) with a small share of dirty rows."""
+    import dataclasses
+
+    from features.synth import SynthConfig, generate, write_shop
+
+    if size not in SIZES:
+        raise _fail(f"unknown size {size!r}; choose one of {', '.join(SIZES)}")
+    if layout not in SYNTH_LAYOUTS:
+        raise _fail(f"unknown layout {layout!r}; choose one of {', '.join(SYNTH_LAYOUTS)}")
+    if fmt not in ("csv", "parquet"):
+        raise _fail(f"unknown format {fmt!r}; choose csv or parquet")
+    config = SynthConfig.preset(size)
+    if seed is not None:
+        config = dataclasses.replace(config, seed=seed)
+    with stages(2, f"generating {size} shop") as progress:
+        shop = generate(config)
+        _done(progress)
+        _step(progress, f"writing {layout} {fmt}")
+        files = write_shop(shop, out, layout=layout, fmt=fmt)  # type: ignore[arg-type]
+        _done(progress)
+    rows = [
+        ("events", f"{shop.events.height:,}"),
+        ("customers", f"{shop.customers.height:,}"),
+        ("items", f"{shop.catalog.height:,}"),
+        ("layout", layout),
+    ]
+    rows += [(f"file: {name}", str(path)) for name, path in files.items()]
+    console.print(_kv_table(f"synthetic shop ({size})", rows))
+
+
+# --- ingest --------------------------------------------------------------------------------
+
+
+@app.command()
+def ingest(
+    path: Annotated[Path, typer.Argument(help="A CSV/Parquet file or a folder of them.")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="Folder for the results.")],
+    layout: Annotated[str, typer.Option(help=f"One of {', '.join(INGEST_LAYOUTS)}.")] = (
+        "canonical"
+    ),
+    mapping: Annotated[
+        list[str] | None,
+        typer.Option("--mapping", "-m", help="raw_column=canonical_column (repeatable)."),
+    ] = None,
+    catalog: Annotated[
+        Path | None, typer.Option(help="Catalog file: unknown items are quarantined.")
+    ] = None,
+    customers: Annotated[Path | None, typer.Option(help="Customers file (attributes).")] = None,
+    returns: Annotated[str, typer.Option(help="apply or record returns/cancellations.")] = (
+        "apply"
+    ),
+    max_events_per_day: Annotated[
+        int | None, typer.Option(help="Bot filter: quarantine customers above this cap.")
+    ] = None,
+    rating_threshold: Annotated[
+        float | None, typer.Option(help="MovieLens: ratings >= this are positive (4.0).")
+    ] = None,
+    json_out: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
+) -> None:
+    """Read, validate and quarantine events; write events.parquet, quarantine, report.json."""
+    from features.ingest import ingest as run_ingest
+    from features.layouts import get_layout
+    from features.sources import SourceError, parse_mapping
+    from features.validate import ValidationConfig
+
+    if returns not in ("apply", "record"):
+        raise _fail(f"--returns must be apply or record, not {returns!r}")
+    try:
+        chosen = get_layout(layout)
+        column_mapping = parse_mapping(mapping or [])
+        options = {} if rating_threshold is None else {"rating_threshold": rating_threshold}
+        if options and layout != "movielens":
+            raise SourceError("--rating-threshold applies to the movielens layout only")
+        config = ValidationConfig(returns=returns, max_events_per_day=max_events_per_day)  # type: ignore[arg-type]
+        with stages(1, f"ingesting {path.name} ({chosen.name}) into {out}") as progress:
+            result = run_ingest(
+                path,
+                layout=layout,
+                mapping=column_mapping,
+                config=config,
+                catalog=catalog,
+                customers=customers,
+                out_dir=out,
+                **options,
+            )
+            _done(progress)
+    except (SourceError, ValueError, OSError) as error:
+        raise _fail(str(error)) from None
+    if json_out:
+        console.print_json(json.dumps(result.report.to_dict()))
+    else:
+        console.print(report_table(result.report))
+        console.print(f"wrote {out}/events.parquet, quarantine.parquet, report.json")
+
+
+# --- build ---------------------------------------------------------------------------------
+
+
+def _parse_weights(pairs: list[str]) -> dict[str, float]:
+    weights: dict[str, float] = {}
+    for pair in pairs:
+        name, sep, value = pair.partition("=")
+        try:
+            weights[name.strip()] = float(value)
+        except ValueError:
+            sep = ""
+        if not sep or not name.strip():
+            raise _fail(f"--weight {pair!r} is not event_type=number")
+    return weights
+
+
+@app.command()
+def build(
+    data_dir: Annotated[Path, typer.Argument(help="An ingest folder (events.parquet).")],
+    out: Annotated[
+        Path | None, typer.Option("--out", "-o", help="Matrices folder (DIR/matrices).")
+    ] = None,
+    weight: Annotated[
+        list[str] | None, typer.Option("--weight", "-w", help="event_type=weight (repeatable).")
+    ] = None,
+    half_life_days: Annotated[float | None, typer.Option(help="Time decay half-life.")] = None,
+    confidence: Annotated[str, typer.Option(help="log1p or linear.")] = "log1p",
+    alpha: Annotated[float, typer.Option(help="Confidence scale.")] = 1.0,
+    min_customer_support: Annotated[int, typer.Option(help="Min items per customer.")] = 1,
+    min_item_support: Annotated[int, typer.Option(help="Min customers per item.")] = 1,
+    quantity_types: Annotated[
+        list[str] | None, typer.Option(help="Event types weighted by quantity (repeatable).")
+    ] = None,
+) -> None:
+    """Build the customer x item matrix (+ id maps, feature matrices) from events.parquet."""
+    import polars as pl
+
+    from features.ingest import CATALOG_FILE, CUSTOMERS_FILE, EVENTS_FILE
+    from features.interactions import InteractionConfig
+    from features.matrices import build_matrices
+
+    events_path = data_dir / EVENTS_FILE
+    if not events_path.exists():
+        raise _fail(f"{events_path} not found: run `recsys ingest ... --out {data_dir}` first")
+    target = out or data_dir / MATRICES_DIR
+    try:
+        config = InteractionConfig(
+            half_life_days=half_life_days,
+            confidence=confidence,  # type: ignore[arg-type]
+            alpha=alpha,
+            min_customer_support=min_customer_support,
+            min_item_support=min_item_support,
+            quantity_types=tuple(quantity_types or ()),
+        )
+        if weight:
+            config = config.with_weights(**_parse_weights(weight))
+    except ValueError as error:
+        raise _fail(str(error)) from None
+    catalog_path, customers_path = data_dir / CATALOG_FILE, data_dir / CUSTOMERS_FILE
+    with stages(3, f"reading {events_path}") as progress:
+        events = pl.read_parquet(events_path)
+        catalog = pl.read_parquet(catalog_path) if catalog_path.exists() else None
+        customer_attrs = pl.read_parquet(customers_path) if customers_path.exists() else None
+        _done(progress)
+        _step(progress, f"building matrices from {events.height:,} events")
+        matrices = build_matrices(events, config, catalog=catalog, customer_attrs=customer_attrs)
+        _done(progress)
+        _step(progress, f"saving {target}")
+        matrices.save(target)
+        _done(progress)
+    summary = matrices.summary()
+    rows = [
+        ("events", f"{events.height:,}"),
+        ("customers (rows)", f"{summary['customers']:,}"),
+        ("items (columns)", f"{summary['items']:,}"),
+        ("non-zeros", f"{summary['nnz']:,}"),
+        ("density", f"{summary['density']:.6f}"),
+        ("confidence", f"{config.confidence} (alpha {config.alpha})"),
+        ("half-life (days)", str(config.half_life_days)),
+    ]
+    if "item_features" in summary:
+        rows.append(("item features", f"{summary['item_features']:,}"))
+    if "customer_features" in summary:
+        rows.append(("customer features", f"{summary['customer_features']:,}"))
+    rows.append(("saved to", str(target)))
+    console.print(_kv_table("interaction matrices", rows))
