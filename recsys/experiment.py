@@ -1,0 +1,462 @@
+"""Experiment specs (TOML) and the train flow behind ``recsys train``.
+
+One file = one reproducible MLflow run::
+
+    name = "als-shop"
+    [data]                  # a synthetic shop preset, or a file/folder with a layout
+    synth = "tiny"          # or: path = "...", layout = "movielens", catalog = "..."
+    source = "shop"         # "shop" (positives: purchase) or "movielens" (rating_pos)
+    item_features = false   # catalog -> item feature matrix (LightFM's hybrid path)
+    [protocol]              # optional overrides of recsys.evaluation.protocol.ProtocolConfig
+    [features]              # features.interactions.InteractionConfig
+    weights = { view = 0.5, purchase = 3.0 }
+    [model]
+    name = "als"
+    params = { factors = 64 }
+    [tune]                  # for `recsys tune`: Optuna search space over dotted paths
+    trials = 20
+    space = { "model.params.factors" = { type = "int", low = 16, high = 256, log = true } }
+    [mlflow]
+    experiment = "recsys"   # model_name = "recsys", register = true, refit_all = true
+
+A blend lists its components under ``model.params.models`` (``name``, ``params`` and an
+optional ``features`` override each); they are fitted first, then fused with ``weights``.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import tomllib
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import polars as pl
+
+from features.interactions import InteractionConfig
+from features.matrices import Matrices, build_matrices
+from recsys.evaluation.protocol import Fold, ProtocolConfig, ProtocolData, evaluate
+
+if TYPE_CHECKING:
+    from recsys.evaluation.metrics import EvaluationResult
+    from recsys.models.base import RecommenderBase
+
+DATA_ROOT = Path("data")
+"""Where ingested experiment data goes by default (git-ignored): data/<experiment name>/."""
+
+
+# --- the spec ------------------------------------------------------------------------------
+
+
+def set_path(tree: dict[str, Any], path: str, value: Any) -> None:
+    """Set ``a.b.0.c`` in nested dicts/lists (creating dicts on the way)."""
+    parts = path.split(".")
+    node: Any = tree
+    for i, part in enumerate(parts):
+        last = i == len(parts) - 1
+        if isinstance(node, list):
+            index = int(part)
+            if last:
+                node[index] = value
+            else:
+                node = node[index]
+            continue
+        if last:
+            node[part] = value
+        else:
+            node = node.setdefault(part, {})
+
+
+def get_path(tree: Mapping[str, Any], path: str, default: Any = None) -> Any:
+    node: Any = tree
+    for part in path.split("."):
+        if isinstance(node, list):
+            try:
+                node = node[int(part)]
+            except (ValueError, IndexError):
+                return default
+        elif isinstance(node, Mapping) and part in node:
+            node = node[part]
+        else:
+            return default
+    return node
+
+
+@dataclass
+class ExperimentSpec:
+    """A parsed experiment file; ``raw`` is the full dict (logged as params)."""
+
+    raw: dict[str, Any]
+    path: Path | None = None
+
+    # ---- construction ---------------------------------------------------------------------
+    @classmethod
+    def load(cls, path: str | Path) -> ExperimentSpec:
+        path = Path(path)
+        try:
+            raw = tomllib.loads(path.read_text())
+        except FileNotFoundError:
+            raise FileNotFoundError(f"experiment file not found: {path}") from None
+        except tomllib.TOMLDecodeError as error:
+            raise ValueError(f"{path}: invalid TOML: {error}") from None
+        raw.setdefault("name", path.stem)
+        spec = cls(raw, path)
+        spec.validate()
+        return spec
+
+    @classmethod
+    def from_dict(cls, raw: Mapping[str, Any]) -> ExperimentSpec:
+        spec = cls(copy.deepcopy(dict(raw)))
+        spec.validate()
+        return spec
+
+    def with_overrides(self, overrides: Mapping[str, Any]) -> ExperimentSpec:
+        """A copy with dotted-path values replaced (how tuning applies a trial)."""
+        raw = copy.deepcopy(self.raw)
+        for key, value in overrides.items():
+            set_path(raw, key, value)
+        return ExperimentSpec(raw, self.path)
+
+    def validate(self) -> None:
+        from recsys.models import MODELS
+
+        data = self.raw.get("data", {})
+        if not data.get("synth") and not data.get("path") and not data.get("events"):
+            raise ValueError(f"{self.name}: [data] needs `synth = PRESET` or `path = FILE`")
+        if self.model_name not in MODELS:
+            raise ValueError(
+                f"{self.name}: unknown model {self.model_name!r}; known: {', '.join(MODELS)}"
+            )
+        if data.get("source", "shop") not in ("shop", "movielens"):
+            raise ValueError(f"{self.name}: data.source must be 'shop' or 'movielens'")
+        self.protocol()  # raises on bad protocol values
+        self.interaction_config()
+
+    # ---- views ----------------------------------------------------------------------------
+    @property
+    def name(self) -> str:
+        return str(self.raw.get("name", "experiment"))
+
+    @property
+    def data(self) -> dict[str, Any]:
+        return dict(self.raw.get("data", {}))
+
+    @property
+    def model_name(self) -> str:
+        return str(self.raw.get("model", {}).get("name", ""))
+
+    @property
+    def model_params(self) -> dict[str, Any]:
+        return copy.deepcopy(dict(self.raw.get("model", {}).get("params", {})))
+
+    @property
+    def tune(self) -> dict[str, Any]:
+        return dict(self.raw.get("tune", {}))
+
+    @property
+    def mlflow(self) -> dict[str, Any]:
+        return dict(self.raw.get("mlflow", {}))
+
+    def protocol(self) -> ProtocolConfig:
+        source = self.data.get("source", "shop")
+        overrides = dict(self.raw.get("protocol", {}))
+        for key in ("positive_types", "ks", "segment_edges"):
+            if key in overrides:
+                overrides[key] = tuple(overrides[key])
+        return ProtocolConfig.for_source(source, **overrides)
+
+    def interaction_config(self, extra: Mapping[str, Any] | None = None) -> InteractionConfig:
+        base = dict(self.raw.get("features", {}))
+        if extra:
+            weights = {**base.get("weights", {}), **extra.get("weights", {})}
+            base = {**base, **extra}
+            if weights:
+                base["weights"] = weights
+        return InteractionConfig.from_dict(base) if base else InteractionConfig()
+
+
+# --- data ----------------------------------------------------------------------------------
+
+
+@dataclass
+class Dataset:
+    """Validated events (+ catalog and customer attributes) and where they came from."""
+
+    events: pl.DataFrame
+    catalog: pl.DataFrame | None = None
+    customers: pl.DataFrame | None = None
+    report: dict[str, Any] = field(default_factory=dict)
+    data_dir: Path | None = None
+    events_path: Path | None = None
+    catalog_path: Path | None = None
+    customers_path: Path | None = None
+
+    def fingerprint(self) -> str:
+        from recsys.tracking import fingerprint_frame
+
+        return fingerprint_frame(self.events)
+
+
+def load_dataset(spec: ExperimentSpec, *, write: bool = True) -> Dataset:
+    """Generate or read the experiment's data and validate it through ingestion."""
+    from features.ingest import CATALOG_FILE, CUSTOMERS_FILE, EVENTS_FILE, ingest
+
+    data = spec.data
+    out_dir = Path(data.get("dir", DATA_ROOT / spec.name)) if write else None
+    layout = data.get("layout", "canonical")
+    catalog = data.get("catalog")
+    customers = data.get("customers")
+    if data.get("synth"):
+        from features.synth import SynthConfig, generate, write_shop
+
+        sizes = ("seed", "n_customers", "n_items", "n_events")
+        overrides = {k: data[k] for k in sizes if k in data}
+        config = SynthConfig.preset(data["synth"], **overrides)
+        raw_dir = (out_dir or DATA_ROOT / spec.name) / "raw"
+        files = write_shop(generate(config), raw_dir)
+        source: Path = files["events"]
+        catalog, customers = files.get("catalog"), files.get("customers")
+    else:
+        source = Path(data["path"])
+        if not source.exists():
+            raise FileNotFoundError(f"{spec.name}: data.path not found: {source}")
+    options = {k: data[k] for k in ("rating_threshold",) if k in data}
+    result = ingest(
+        source,
+        layout=layout,
+        catalog=catalog,
+        customers=customers,
+        out_dir=out_dir,
+        **options,
+    )
+    cat_frame = cust_frame = None
+    if out_dir is not None and (out_dir / CATALOG_FILE).exists():
+        cat_frame = pl.read_parquet(out_dir / CATALOG_FILE)
+    if out_dir is not None and (out_dir / CUSTOMERS_FILE).exists():
+        cust_frame = pl.read_parquet(out_dir / CUSTOMERS_FILE)
+    if cat_frame is None and catalog is not None:
+        from features.ingest import load_catalog
+
+        cat_frame = load_catalog(catalog)
+    return Dataset(
+        events=result.events,
+        catalog=cat_frame,
+        customers=cust_frame,
+        report=result.report.to_dict(),
+        data_dir=out_dir if out_dir is not None else source.parent,
+        events_path=(out_dir / EVENTS_FILE) if out_dir is not None else source,
+        catalog_path=(out_dir / CATALOG_FILE)
+        if out_dir is not None and cat_frame is not None
+        else (Path(catalog) if catalog else None),
+        customers_path=(out_dir / CUSTOMERS_FILE)
+        if out_dir is not None and cust_frame is not None
+        else None,
+    )
+
+
+def protocol_data(spec: ExperimentSpec, dataset: Dataset) -> ProtocolData:
+    """The protocol's validation and test folds for this experiment's data."""
+    data = spec.data
+    return ProtocolData.from_events(
+        dataset.events,
+        spec.protocol(),
+        catalog=dataset.catalog if data.get("item_features") else None,
+        customer_attrs=dataset.customers if data.get("customer_features") else None,
+    )
+
+
+# --- fitting -------------------------------------------------------------------------------
+
+MatrixSource = Callable[[InteractionConfig], Matrices]
+ModelCache = dict[tuple[int, str], "RecommenderBase"]
+
+
+def fit_model(
+    spec: ExperimentSpec,
+    matrices: MatrixSource,
+    cache: ModelCache | None = None,
+    cache_key: int = 0,
+) -> RecommenderBase:
+    """Build the spec's model and fit it on ``matrices(feature config)``.
+
+    A blend's components are fitted first, each on its own feature config (the blend's, with
+    the component's ``features`` override), and reused from ``cache`` when given (tuning
+    blend weights then costs no refit).
+    """
+    from recsys.models import build
+
+    config = spec.interaction_config()
+    params = spec.model_params
+    if spec.model_name == "blend":
+        components = []
+        for comp in params.get("models", []):
+            comp_config = spec.interaction_config(comp.get("features"))
+            key = (cache_key, json.dumps([comp, comp_config.to_dict()], sort_keys=True))
+            model = cache.get(key) if cache is not None else None
+            if model is None:
+                m = matrices(comp_config)
+                model = build(comp["name"], **comp.get("params", {}))
+                model.fit(m.interactions, m.item_features, m.customer_features)
+                if cache is not None:
+                    cache[key] = model
+            components.append(model)
+        params = {**params, "models": components, "fit_components": False}
+    model = build(spec.model_name, **params)
+    m = matrices(config)
+    return model.fit(m.interactions, m.item_features, m.customer_features)
+
+
+def fit_on_fold(
+    spec: ExperimentSpec, fold: Fold, cache: ModelCache | None = None
+) -> RecommenderBase:
+    return fit_model(spec, fold.matrices, cache, cache_key=id(fold))
+
+
+def full_matrices(spec: ExperimentSpec, dataset: Dataset) -> MatrixSource:
+    """Matrices over all the data (every customer), for the version publishing serves."""
+    data = spec.data
+    built: dict[str, Matrices] = {}
+
+    def make(config: InteractionConfig) -> Matrices:
+        key = json.dumps(config.to_dict(), sort_keys=True, default=str)
+        if key not in built:
+            built[key] = build_matrices(
+                dataset.events,
+                config,
+                catalog=dataset.catalog if data.get("item_features") else None,
+                customer_attrs=dataset.customers if data.get("customer_features") else None,
+            )
+        return built[key]
+
+    return make
+
+
+# --- train ---------------------------------------------------------------------------------
+
+
+@dataclass
+class TrainOutcome:
+    run_id: str
+    version: str | None
+    result: EvaluationResult
+    model: RecommenderBase
+    """The logged model (refitted on all the data when ``refit_all``)."""
+    matrices: Matrices | None = None
+    validation: EvaluationResult | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def log_outcome(
+    spec: ExperimentSpec,
+    dataset: Dataset,
+    data: ProtocolData,
+    model: RecommenderBase,
+    result: EvaluationResult,
+    *,
+    progress: Callable[[str], None] = lambda _: None,
+) -> tuple[RecommenderBase, Matrices | None, str | None]:
+    """Log spec, data, evaluation and the model into the active run; register it.
+
+    Returns the logged model, its matrices and the registered version (or None).
+    """
+    import mlflow
+
+    from recsys import tracking
+    from recsys.evaluation.plots import log_plots
+
+    settings = spec.mlflow
+    config = spec.interaction_config()
+    mlflow.log_params(tracking.flatten({"model": spec.raw.get("model", {})}))
+    mlflow.log_params(
+        tracking.flatten(
+            {"features": config.to_dict(), "protocol": spec.protocol().to_dict(), "data": spec.data}
+        )
+    )
+    mlflow.set_tags(
+        {
+            "model": spec.model_name,
+            "experiment_file": str(spec.path or ""),
+            "data_fingerprint": dataset.fingerprint(),
+            "feature_fingerprint": tracking.fingerprint_config(config.to_dict()),
+        }
+    )
+    mlflow.log_dict(spec.raw, "experiment.json")
+    mlflow.log_dict(dataset.report, "ingest_report.json")
+    mlflow.log_dict(data.report(), "split_report.json")
+    tracking.log_evaluation(result, "test_")
+    log_plots(result, data.test.item_popularity, "test")
+
+    progress("saving the model")
+    matrices: Matrices | None
+    if settings.get("refit_all", True):
+        progress("refitting on all the data")
+        source = full_matrices(spec, dataset)
+        model = fit_model(spec, source)
+        matrices = source(config)
+    else:
+        matrices = data.test.matrices(config)
+    bundle = tracking.ModelBundle(
+        model=model,
+        customers=matrices.customers,
+        items=matrices.items,
+        matrices=matrices,
+        meta={
+            "experiment": spec.name,
+            "model": spec.model_name,
+            "data_dir": str(dataset.data_dir.resolve()) if dataset.data_dir else None,
+            "events_path": str(dataset.events_path.resolve()) if dataset.events_path else None,
+            "catalog_path": str(dataset.catalog_path.resolve()) if dataset.catalog_path else None,
+            "customers_path": str(dataset.customers_path.resolve())
+            if dataset.customers_path
+            else None,
+            "features": config.to_dict(),
+            "refit_all": bool(settings.get("refit_all", True)),
+            "data_fingerprint": dataset.fingerprint(),
+            "test_ndcg": result.ndcg,
+        },
+    )
+    tracking.log_model(bundle)
+    version = None
+    if settings.get("register", True):
+        active = mlflow.active_run()
+        assert active is not None
+        version = tracking.register(
+            active.info.run_id,
+            settings.get("model_name", tracking.DEFAULT_MODEL_NAME),
+            tags={"experiment": spec.name, "model": spec.model_name},
+        )
+        mlflow.set_tag("registered_version", version)
+    return model, matrices, version
+
+
+def train(
+    spec: ExperimentSpec,
+    *,
+    dataset: Dataset | None = None,
+    progress: Callable[[str], None] = lambda _: None,
+) -> TrainOutcome:
+    """Fit the spec's model on the protocol's train split, evaluate test, log and register."""
+    from recsys import tracking
+
+    progress("loading data")
+    dataset = dataset or load_dataset(spec)
+    progress("splitting")
+    data = protocol_data(spec, dataset)
+    experiment = spec.mlflow.get("experiment", tracking.DEFAULT_EXPERIMENT)
+    with tracking.run(spec.name, experiment=experiment, tags={"kind": "train"}) as active:
+        progress(f"fitting {spec.model_name}")
+        model = fit_on_fold(spec, data.test)
+        progress("evaluating on test")
+        result = evaluate(model, data.test, data.config)
+        logged, matrices, version = log_outcome(
+            spec, dataset, data, model, result, progress=progress
+        )
+    return TrainOutcome(
+        run_id=active.info.run_id,
+        version=version,
+        result=result,
+        model=logged,
+        matrices=matrices,
+    )
