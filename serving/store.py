@@ -720,9 +720,14 @@ class Store(_StoreBase):
     def mark_exported(self, stream_id: str) -> None:
         self.client.set(self.k_exported, stream_id)
 
-    def stream_first_id(self) -> str | None:
-        first = self.client.xrange(self.k_stream, count=1)
-        return _s(first[0][0]) if first else None
+    def stream_trimmed_since_export(self) -> bool:
+        """True when the stream was trimmed past the last exported entry (events lost)."""
+        last = self.exported_id()
+        if last == "0-0":
+            return False
+        return not self.client.xrange(self.k_stream, last, last) and bool(
+            self.client.xlen(self.k_stream)
+        )
 
 
 class AsyncStore(_StoreBase):

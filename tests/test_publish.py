@@ -1,0 +1,177 @@
+"""recsys.publish against a real Redis: publish a real model, switch, roll back, crash-safe
+re-run, synthetic publishing, events export round trip, and the CLI."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import numpy as np
+import polars as pl
+import pytest
+import scipy.sparse as sp
+from typer.testing import CliRunner
+
+from features.idmap import IdMap
+from features.schema import EVENT_SCHEMA
+from recsys.candidates import build_item_table
+from recsys.cli import app
+from recsys.models import build
+from recsys.publish import (
+    export_events,
+    publish_synthetic,
+    publish_version,
+    synthetic_customer_ids,
+    write_version,
+)
+from serving.store import Store, connect
+from serving.types import OnlineEvent
+
+N_CUSTOMERS, N_ITEMS = 60, 25
+
+
+@pytest.fixture
+def store(redis_url: str, redis_prefix: str) -> Store:
+    return Store(connect(redis_url), prefix=redis_prefix)
+
+
+@pytest.fixture(scope="module")
+def shop() -> tuple[sp.csr_matrix, IdMap, IdMap, pl.DataFrame]:
+    rng = np.random.default_rng(7)
+    dense = (rng.random((N_CUSTOMERS, N_ITEMS)) < 0.15).astype(np.float32)
+    dense[0] = 0  # a customer whose history is empty still gets candidates
+    customers = IdMap([f"cust-{j}" for j in range(N_CUSTOMERS)])
+    items = IdMap([f"sku-{j}" for j in range(N_ITEMS)])
+    catalog = pl.DataFrame(
+        {
+            "item_id": items.ids.tolist(),
+            "category": [f"Dept {j % 2} > Cat {j % 4}" for j in range(N_ITEMS)],
+            "price": rng.uniform(1, 50, N_ITEMS),
+            "in_stock": [j % 7 != 0 for j in range(N_ITEMS)],
+        }
+    )
+    return sp.csr_matrix(dense), customers, items, catalog
+
+
+def run_publish(store: Store, shop: tuple, version: str, model_name: str = "itemknn"):  # type: ignore[no-untyped-def]
+    hist, customers, items, catalog = shop
+    model = build(model_name).fit(hist)
+    report = publish_version(
+        store, version, model, customers, items, hist, catalog=catalog, progress=False
+    )
+    return model, report
+
+
+def test_publish_reads_back_what_the_model_recommends(store: Store, shop: tuple) -> None:
+    hist, customers, items, _ = shop
+    model, report = run_publish(store, shop, "1")
+    assert report.activated and report.previous is None and store.active_version() == "1"
+    expected, _ = model.recommend(np.arange(N_CUSTOMERS), 100, exclude=hist)
+    with_candidates = int((expected[:, 0] >= 0).sum())
+    assert 0 < with_candidates < N_CUSTOMERS  # item-KNN has nothing for customer 0
+    assert report.customers == with_candidates and report.items == N_ITEMS
+    assert report.similar == N_ITEMS and report.lists > 2
+    assert 0 < report.bytes_per_customer <= 1024 and report.customers_per_s > 0
+    table = store.item_table("1")
+    assert table.item_ids.tolist() == items.ids.tolist()
+    assert len(store.customer_view("1", str(customers.ids[0])).candidates) == 0
+    for row in (17, N_CUSTOMERS - 1):
+        view = store.customer_view("1", str(customers.ids[row]))
+        want = expected[row][expected[row] >= 0]
+        assert view.candidates.items.tolist() == want.tolist()
+        assert not set(view.candidates.items.tolist()) & set(hist[row].indices.tolist())
+    sim_items, _ = model.similar_items(np.array([3]), 50)
+    assert store.similar("1", [3])[0].items.tolist() == sim_items[0][sim_items[0] >= 0].tolist()
+    assert len(store.ranked_list("1", "popular")) == N_ITEMS
+    cat = table.categories.index("Dept 1")
+    assert set(table.category[store.ranked_list("1", "trending", cat).items]) <= {
+        table.categories.index("Dept 1 > Cat 1"),
+        table.categories.index("Dept 1 > Cat 3"),
+    }
+
+
+def test_second_version_switch_rollback_and_idempotent_rerun(store: Store, shop: tuple) -> None:
+    customers = shop[1]
+    run_publish(store, shop, "1", "itemknn")
+    _, report = run_publish(store, shop, "2", "popularity")
+    assert report.previous == "1" and store.active_version() == "2"
+    cid = str(customers.ids[5])
+    v1 = store.customer_view("1", cid).candidates.items.tolist()
+    v2 = store.customer_view("2", cid).candidates.items.tolist()
+    assert v1 != v2
+    _, again = run_publish(store, shop, "2", "popularity")
+    assert again.skipped and again.customers == 0 and store.active_version() == "2"
+    assert store.rollback() == "1" and store.active_version() == "1"
+    assert store.customer_view("1", cid).candidates.items.tolist() == v1
+
+
+def test_crash_mid_publish_never_activates_and_rerun_recovers(store: Store, shop: tuple) -> None:
+    run_publish(store, shop, "1")
+    hist, customers, items, catalog = shop
+    model = build("itemknn").fit(hist)
+
+    def crashing() -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray]]:
+        rows = np.arange(10)
+        yield (rows, *model.recommend(rows, 20, exclude=hist[rows]))
+        raise KeyboardInterrupt("killed mid-publish")
+
+    table = build_item_table("2", items, catalog)
+    with pytest.raises(KeyboardInterrupt):
+        write_version(store, "2", table, customers.ids, crashing())
+    info = store.version_info("2")
+    assert store.active_version() == "1" and info is not None and info.status == "writing"
+    assert len(store.customer_view("2", str(customers.ids[3])).candidates) > 0  # half-written
+    popular = build("popularity").fit(hist)  # the re-run may differ: it rewrites everything
+    report = publish_version(store, "2", popular, customers, items, hist, progress=False)
+    assert report.activated and store.active_version() == "2"
+    assert report.customers == N_CUSTOMERS
+    assert len(store.customer_view("2", str(customers.ids[0])).candidates) == N_ITEMS
+
+
+def test_publish_synthetic_reports_rate_and_size(store: Store) -> None:
+    report = publish_synthetic(store, n_customers=3_000, n_items=70_000, chunk_size=1_000)
+    assert report.customers == 3_000 and report.activated
+    assert report.customers_per_s > 0 and 601 < report.bytes_per_customer <= 1024
+    view = store.customer_view("synthetic", str(synthetic_customer_ids(3_000)[2_999]))
+    assert len(view.candidates) == 100 and view.candidates.items.max() < 70_000
+
+
+def test_export_events_round_trip(store: Store, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    t0 = 1_710_000_000.5
+    store.record_events(
+        [
+            OnlineEvent("c1", "i1", "view", t0, channel="web", session_id="s9"),
+            OnlineEvent("c1", "i1", "purchase", t0 + 60, quantity=2.0, price=4.25),
+            OnlineEvent("c2", "i7", "email_click", t0 + 61, channel="email"),
+        ]
+    )
+    first = export_events(store, tmp_path)
+    assert first.events == 3 and not first.possibly_lost and first.path is not None
+    frame = pl.read_parquet(first.path)
+    assert dict(frame.schema) == EVENT_SCHEMA
+    assert frame["event_type"].to_list() == ["view", "purchase", "email_click"]
+    assert frame["timestamp"][1].timestamp() == pytest.approx(t0 + 60)
+    assert frame["quantity"].to_list() == [None, 2.0, None]
+    assert frame["session_id"].to_list() == ["s9", None, None]
+    assert export_events(store, tmp_path).events == 0  # nothing new
+    store.record_events([OnlineEvent("c3", "i2", "add_to_cart", t0 + 100)])
+    second = export_events(store, tmp_path)
+    assert second.events == 1 and second.path is not None and second.path != first.path
+    assert pl.read_parquet(second.path)["customer_id"].to_list() == ["c3"]
+    ingest_view = pl.concat([pl.read_parquet(p) for p in sorted(tmp_path.glob("*.parquet"))])
+    assert ingest_view.height == 4
+
+
+def test_cli_rollback_and_export(store: Store, shop: tuple, redis_url: str, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    runner = CliRunner()
+    args = ["--redis-url", redis_url, "--prefix", store.prefix]
+    failed = runner.invoke(app, ["rollback", *args])
+    assert failed.exit_code == 1 and "no previous version" in failed.output
+    run_publish(store, shop, "1")
+    run_publish(store, shop, "2", "popularity")
+    result = runner.invoke(app, ["rollback", *args])
+    assert result.exit_code == 0, result.output
+    assert "active version: 1 (was 2)" in result.output
+    store.record_events([OnlineEvent("c1", "i1", "view", 1_700_000_000.0)])
+    result = runner.invoke(app, ["export-events", "--out", str(tmp_path), *args])
+    assert result.exit_code == 0 and "1 events" in result.output
+    assert len(list(tmp_path.glob("events-*.parquet"))) == 1
