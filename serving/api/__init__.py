@@ -1,0 +1,1 @@
+"""The HTTP API: ``serving.api.main.create_app()`` builds the FastAPI application."""

@@ -1,0 +1,82 @@
+"""The FastAPI application factory (``uvicorn --factory serving.api.main:create_app``)."""
+
+from __future__ import annotations
+
+import importlib.metadata
+import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+from fastapi import FastAPI
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from serving.api.metrics import Metrics
+from serving.api.routes import email, events, health, items, recommendations
+from serving.api.service import RecommendationService
+from serving.settings import Settings
+
+DESCRIPTION = """Recommendations for the storefront and for email, re-ranked per request
+from precomputed candidates in Redis. Every answer says which model `version` answered
+and whether it is `degraded` (answered from a local popular/trending copy because Redis
+or the active version was unavailable). Invalid input gets a 4xx whose `detail` names the
+problem."""
+
+
+class MetricsMiddleware:
+    """Latency of every HTTP request by route template (a plain ASGI middleware: cheap)."""
+
+    def __init__(self, app: ASGIApp, metrics: Metrics) -> None:
+        self.app = app
+        self.metrics = metrics
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        start = time.perf_counter()
+        status = 500
+
+        async def send_status(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_status)
+        finally:
+            route: Any = scope.get("route")
+            endpoint = getattr(route, "path", "unmatched")
+            self.metrics.observe(endpoint, scope["method"], status, time.perf_counter() - start)
+
+
+def _version() -> str:
+    try:
+        return importlib.metadata.version("recsys")
+    except importlib.metadata.PackageNotFoundError:
+        return "0+unknown"
+
+
+def create_app(
+    settings: Settings | None = None, service: RecommendationService | None = None
+) -> FastAPI:
+    """Build the app; ``service`` defaults to one built from ``settings`` (the environment)."""
+    service = service or RecommendationService(settings or Settings())
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        yield
+        await service.close()
+
+    app = FastAPI(
+        title="recsys",
+        version=_version(),
+        description=DESCRIPTION,
+        lifespan=lifespan,
+    )
+    app.state.service = service
+    for module in (recommendations, items, email, events, health):
+        app.include_router(module.router)
+    app.add_middleware(MetricsMiddleware, metrics=service.metrics)
+    return app

