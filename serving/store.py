@@ -235,28 +235,14 @@ class _StoreBase:
             raise ValueError(f"prefix {prefix!r} must be non-empty without braces or globs")
         self.prefix = prefix
         self.config = config or StoreConfig()
+        tag = f"{{{prefix}}}"  # version pointers, registry and stream share one slot
+        self.k_active = f"{tag}:active"
+        self.k_previous = f"{tag}:previous"
+        self.k_versions = f"{tag}:versions"
+        self.k_stream = f"{tag}:events"
+        self.k_exported = f"{tag}:events:exported"
 
     # ---- keys ------------------------------------------------------------------------------
-    @property
-    def k_active(self) -> str:
-        return f"{{{self.prefix}}}:active"
-
-    @property
-    def k_previous(self) -> str:
-        return f"{{{self.prefix}}}:previous"
-
-    @property
-    def k_versions(self) -> str:
-        return f"{{{self.prefix}}}:versions"
-
-    @property
-    def k_stream(self) -> str:
-        return f"{{{self.prefix}}}:events"
-
-    @property
-    def k_exported(self) -> str:
-        return f"{{{self.prefix}}}:events:exported"
-
     def _ns(self, version: str) -> str:
         return f"{self.prefix}:v:{version}:"
 

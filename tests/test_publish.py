@@ -175,3 +175,40 @@ def test_cli_rollback_and_export(store: Store, shop: tuple, redis_url: str, tmp_
     result = runner.invoke(app, ["export-events", "--out", str(tmp_path), *args])
     assert result.exit_code == 0 and "1 events" in result.output
     assert len(list(tmp_path.glob("events-*.parquet"))) == 1
+
+
+def test_cli_publishes_the_registry_champion(  # type: ignore[no-untyped-def]
+    store: Store, shop: tuple, redis_url: str, tmp_path, monkeypatch
+) -> None:
+    from features.matrices import Matrices
+    from recsys import tracking
+
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'mlflow.db'}")
+    hist, customers, items, catalog = shop
+    catalog.write_parquet(tmp_path / "catalog.parquet")
+    model = build("itemknn").fit(hist)
+    bundle = tracking.ModelBundle(
+        model=model,
+        customers=customers,
+        items=items,
+        matrices=Matrices(hist, customers, items),
+        meta={"catalog_path": str(tmp_path / "catalog.parquet")},
+    )
+    with tracking.run("publish-test") as active:
+        tracking.log_model(bundle)
+    version = tracking.register(active.info.run_id)
+    tracking.promote(version=version)
+
+    args = ["--redis-url", redis_url, "--prefix", store.prefix]
+    result = CliRunner().invoke(app, ["publish", *args, "--n-candidates", "5", "--json"])
+    assert result.exit_code == 0, result.output
+    assert store.active_version() == version
+    info = store.version_info(version)
+    assert info is not None and info.meta["run_id"] == active.info.run_id
+    table = store.item_table(version)
+    assert table.categories[table.category[3]] == "Dept 1 > Cat 3"  # catalog from the run
+    expected, _ = model.recommend(np.arange(3), 5, exclude=hist[:3])
+    view = store.customer_view(version, str(customers.ids[2]))
+    assert view.candidates.items.tolist() == expected[2][expected[2] >= 0].tolist()
+    missing = CliRunner().invoke(app, ["publish", *args, "--model-version", "99"])
+    assert missing.exit_code == 1 and "publish failed" in missing.output
