@@ -105,23 +105,47 @@ class ValidationResult:
 # --- timestamps ----------------------------------------------------------------------------
 
 
-def _epoch_to_datetime(numbers: pl.Series) -> pl.Series:
+def _epoch_expr(numbers: pl.Expr) -> pl.Expr:
     """Epoch numbers -> UTC datetimes; the unit (s, ms, us, ns) from the magnitude."""
     magnitude = numbers.abs()
     micros = (
-        pl.select(
-            pl.when(magnitude < 1e11)
-            .then(numbers * 1_000_000)
-            .when(magnitude < 1e14)
-            .then(numbers * 1_000)
-            .when(magnitude < 1e17)
-            .then(numbers)
-            .otherwise(numbers / 1_000)
-        )
-        .to_series()
-        .cast(pl.Int64, strict=False)
+        pl.when(magnitude < 1e11)
+        .then(numbers * 1_000_000)
+        .when(magnitude < 1e14)
+        .then(numbers * 1_000)
+        .when(magnitude < 1e17)
+        .then(numbers)
+        .otherwise(numbers / 1_000)
     )
-    return micros.cast(_TS)
+    return micros.cast(pl.Int64, strict=False).cast(_TS)
+
+
+def _fast_timestamp_expr(col: str) -> pl.Expr:
+    """The cheap path, run on the whole column: integer epoch numbers."""
+    return _epoch_expr(pl.col(col).cast(pl.Int64, strict=False))
+
+
+def _parse_text_timestamps(text: pl.Series, formats: Sequence[str]) -> pl.Series:
+    """The slow path, for the few values the integer path left: decimals, then text formats."""
+    text = text.str.strip_chars()
+    parsed = pl.select(_epoch_expr(pl.lit(text).cast(pl.Float64, strict=False))).to_series()
+    for fmt in (*formats, *TIMESTAMP_FORMATS):
+        left = parsed.is_null().arg_true()
+        if left.len() == 0:
+            break
+        attempt = text.gather(left).str.to_datetime(
+            fmt, strict=False, time_unit="us", time_zone="UTC"
+        )
+        parsed = parsed.scatter(left, attempt)
+    return parsed
+
+
+def _complete_timestamps(parsed: pl.Series, raw: pl.Series, formats: Sequence[str]) -> pl.Series:
+    """Fill what the integer path left (raw present, parsed null) from the slow path."""
+    todo = (parsed.is_null() & raw.is_not_null()).arg_true()
+    if todo.len() == 0:
+        return parsed
+    return parsed.clone().scatter(todo, _parse_text_timestamps(raw.gather(todo), formats))
 
 
 def parse_timestamps(raw: pl.Series, formats: Sequence[str] = ()) -> pl.Series:
@@ -132,21 +156,8 @@ def parse_timestamps(raw: pl.Series, formats: Sequence[str] = ()) -> pl.Series:
     whole column; each slower format runs only on the rows still unparsed.
     """
     raw = raw.cast(pl.String)
-    out = _epoch_to_datetime(raw.cast(pl.Int64, strict=False))
-    todo = (out.is_null() & raw.is_not_null()).arg_true()
-    if todo.len() == 0:
-        return out.rename(raw.name)
-    text = raw.gather(todo).str.strip_chars()
-    parsed = _epoch_to_datetime(text.cast(pl.Float64, strict=False))
-    for fmt in (*formats, *TIMESTAMP_FORMATS):
-        left = parsed.is_null().arg_true()
-        if left.len() == 0:
-            break
-        attempt = text.gather(left).str.to_datetime(
-            fmt, strict=False, time_unit="us", time_zone="UTC"
-        )
-        parsed = parsed.scatter(left, attempt)
-    return out.scatter(todo, parsed).rename(raw.name)
+    fast = raw.to_frame("t").select(_fast_timestamp_expr("t")).to_series()
+    return _complete_timestamps(fast, raw, formats).rename(raw.name)
 
 
 # --- checks --------------------------------------------------------------------------------
@@ -177,8 +188,8 @@ def count_distinct(values: pl.Series) -> int:
     return int(np.count_nonzero(ordered[1:] != ordered[:-1])) + 1
 
 
-def _event_type_lookup(raw: pl.Series, config: ValidationConfig) -> pl.Series:
-    """Raw event names -> canonical names; null where unknown. Python sees distinct values only."""
+def _event_mapping(raw: pl.Series, config: ValidationConfig) -> dict[str, str | None]:
+    """Raw event names -> canonical names (None = unknown). Python sees distinct values only."""
     known = set(config.known_event_types)
     aliases = {k.strip().lower(): v for k, v in config.event_aliases.items()}
     mapping: dict[str, str | None] = {}
@@ -186,7 +197,7 @@ def _event_type_lookup(raw: pl.Series, config: ValidationConfig) -> pl.Series:
         name = value.strip().lower()
         name = aliases.get(name, name)
         mapping[value] = name if name in known else None
-    return raw.replace_strict(mapping, default=None, return_dtype=pl.String)
+    return mapping
 
 
 def _number(col: str) -> tuple[pl.Expr, pl.Expr]:
@@ -197,23 +208,55 @@ def _number(col: str) -> tuple[pl.Expr, pl.Expr]:
     return pl.when(bad).then(None).otherwise(parsed), bad
 
 
-def _id_checks(col: str, config: ValidationConfig) -> tuple[pl.Expr, pl.Expr]:
-    """(missing, invalid) for a stripped id column."""
-    value = pl.col(col)
-    missing = value.is_null() | (value == "")
-    invalid = value.str.len_bytes() > config.max_id_length
+def _id_ok(col: str, config: ValidationConfig) -> pl.Expr:
+    """True where the id is usable as written (null where it is null)."""
+    length = pl.col(col).str.len_bytes()
+    ok = (length > 0) & (length <= config.max_id_length)
     if config.id_pattern:
-        invalid = invalid | ~value.str.contains(config.id_pattern)
-    return missing, invalid & ~missing
+        ok = ok & pl.col(col).str.contains(config.id_pattern)
+    return ok
 
 
-def _reason_expr(checks: Sequence[tuple[Reason, pl.Expr]]) -> pl.Expr:
-    """The code of the first failing check, null when all pass."""
+def _clean_ids(frame: pl.DataFrame, col: str, config: ValidationConfig) -> pl.DataFrame:
+    """Add ``_<col>`` (the id, stripped where needed) and ``_<col>_missing/_invalid``.
+
+    Ids are checked as written on the whole column; only the few that fail are stripped of
+    surrounding spaces and checked again (so a clean column is never copied).
+    """
+    name = "_" + col.removesuffix("_id")
+    frame = frame.with_columns(pl.col(col).alias(name), _id_ok(col, config).alias("_ok"))
+    retry = (~frame["_ok"]).fill_null(False).arg_true()
+    if retry.len():
+        stripped = frame[col].gather(retry).str.strip_chars()
+        ok_again = stripped.to_frame(col).select(_id_ok(col, config)).to_series()
+        frame = frame.with_columns(
+            frame[name].clone().scatter(retry, stripped),
+            frame["_ok"].clone().scatter(retry, ok_again),
+        )
+    value = pl.col(name)
+    missing = value.is_null() | (value.str.len_bytes() == 0)
+    return frame.with_columns(
+        missing.alias(f"{name}_missing"), (~missing & ~pl.col("_ok")).alias(f"{name}_invalid")
+    ).drop("_ok")
+
+
+def _reason_codes(frame: pl.DataFrame, checks: Sequence[tuple[Reason, pl.Expr]]) -> pl.Series:
+    """The code of the first failing check per row (null when all pass).
+
+    One cheap pass finds the rows failing any check; the ordered when/then chain that names
+    the reason runs on those rows only.
+    """
+    failing = frame.select(pl.any_horizontal([failed for _, failed in checks]).fill_null(False))
+    idx = failing.to_series().arg_true()
+    codes = pl.repeat(None, frame.height, dtype=pl.UInt8, eager=True).alias("_code")
+    if idx.len() == 0:
+        return codes
     (first, first_failed), *rest = checks
     chain: Any = pl.when(first_failed).then(pl.lit(_CODE[first], pl.UInt8))
     for reason, failed in rest:
         chain = chain.when(failed).then(pl.lit(_CODE[reason], pl.UInt8))
-    return chain.otherwise(pl.lit(None, pl.UInt8))
+    named = frame[idx].select(chain.otherwise(pl.lit(None, pl.UInt8))).to_series()
+    return codes.scatter(idx, named)
 
 
 def _with_row_and_columns(raw: pl.DataFrame) -> pl.DataFrame:
@@ -235,18 +278,20 @@ def _strip(col: str) -> pl.Expr:
 
 def _parse(frame: pl.DataFrame, config: ValidationConfig, now: datetime) -> pl.DataFrame:
     """Add parsed columns (prefixed ``_``) and the reason code ``_code``."""
+    mapping = _event_mapping(frame["event_type"], config)
     frame = frame.with_columns(
-        _customer=_strip("customer_id"),
-        _item=_strip("item_id"),
+        _event=pl.col("event_type").replace_strict(mapping, default=None, return_dtype=pl.String),
+        _timestamp=_fast_timestamp_expr("timestamp"),
         _quantity_raw=_strip("quantity"),
         _price_raw=_strip("price"),
         _value_raw=_strip("value"),
         _channel=_strip("channel").str.to_lowercase(),
-        _event=_event_type_lookup(frame["event_type"], config),
-        _timestamp=parse_timestamps(frame["timestamp"], config.timestamp_formats),
     )
-    cust_missing, cust_invalid = _id_checks("_customer", config)
-    item_missing, item_invalid = _id_checks("_item", config)
+    frame = _clean_ids(frame, "customer_id", config)
+    frame = _clean_ids(frame, "item_id", config)
+    frame = frame.with_columns(
+        _complete_timestamps(frame["_timestamp"], frame["timestamp"], config.timestamp_formats)
+    )
     quantity, bad_quantity = _number("_quantity_raw")
     price, bad_price = _number("_price_raw")
     value, bad_value = _number("_value_raw")
@@ -270,10 +315,10 @@ def _parse(frame: pl.DataFrame, config: ValidationConfig, now: datetime) -> pl.D
     checks: list[tuple[Reason, pl.Expr]] = [
         (
             Reason.GUEST if config.missing_customer_is_guest else Reason.MISSING_CUSTOMER_ID,
-            cust_missing,
+            pl.col("_customer_missing"),
         ),
-        (Reason.MISSING_ITEM_ID, item_missing),
-        (Reason.INVALID_ID, cust_invalid | item_invalid),
+        (Reason.MISSING_ITEM_ID, pl.col("_item_missing")),
+        (Reason.INVALID_ID, pl.col("_customer_invalid") | pl.col("_item_invalid")),
         (Reason.MISSING_EVENT_TYPE, event_raw.is_null() | (event_raw.str.len_bytes() == 0)),
         (Reason.UNKNOWN_EVENT_TYPE, event.is_null()),
         (Reason.MISSING_TIMESTAMP, ts_raw.is_null() | (ts_raw.str.len_bytes() == 0)),
@@ -293,8 +338,14 @@ def _parse(frame: pl.DataFrame, config: ValidationConfig, now: datetime) -> pl.D
             | (event.is_in(list(config.value_required_types)) & pl.col("_value").is_null()),
         ),
     ]
-    return frame.with_columns(_code=_reason_expr(checks)).drop(
-        "_bad_quantity", "_bad_price", "_bad_value"
+    return frame.with_columns(_reason_codes(frame, checks)).drop(
+        "_bad_quantity",
+        "_bad_price",
+        "_bad_value",
+        "_customer_missing",
+        "_customer_invalid",
+        "_item_missing",
+        "_item_invalid",
     )
 
 
