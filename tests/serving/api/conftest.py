@@ -1,81 +1,17 @@
-"""The real app against a real Redis: a small published catalog and a TestClient."""
+"""Fixtures of the API tests: the real app (TestClient) against a real Redis."""
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
-import numpy as np
 import pytest
 from fastapi.testclient import TestClient
 
-from recsys.publish import PublishReport, write_version
 from serving.api.main import create_app
 from serving.connection import connect
 from serving.settings import Settings
 from serving.store import Store
-from serving.types import Candidates, ItemTable
-
-N_ITEMS = 30
-CATEGORIES = ("Home > Kitchen", "Home > Garden", "Books")
-CUSTOMERS = np.array([f"c{k}" for k in range(10)], dtype=object)
-
-
-def catalog(version: str) -> ItemTable:
-    """30 items "i0".."i29"; category = k % 3; i29 out of stock; price = k + 1."""
-    return ItemTable(
-        version=version,
-        item_ids=np.array([f"i{k}" for k in range(N_ITEMS)], dtype=object),
-        category=np.array([k % 3 for k in range(N_ITEMS)], dtype=np.int32),
-        categories=CATEGORIES,
-        price=np.arange(1, N_ITEMS + 1, dtype=np.float32),
-        in_stock=np.array([k != 29 for k in range(N_ITEMS)]),
-        created_at=np.full(N_ITEMS, 1.0e9),
-        repeatable=np.zeros(N_ITEMS, dtype=bool),
-    )
-
-
-def candidates_of(version_offset: int) -> np.ndarray:
-    """Customer c<k> gets items (k + offset + j) % 29 for j in 0..9, best first."""
-    k = np.arange(len(CUSTOMERS))[:, None]
-    j = np.arange(10)[None, :]
-    return ((k + version_offset + j) % 29).astype(np.int32)
-
-
-def publish(store: Store, version: str, offset: int = 0, activate: bool = True) -> PublishReport:
-    """Publish a version through the real write path (H5's ``write_version``).
-
-    ``offset`` shifts every customer's candidates, so two versions give different answers.
-    """
-    table = catalog(version)
-    items = candidates_of(offset)
-    scores = np.tile(np.linspace(1.0, 0.1, items.shape[1], dtype=np.float32), (len(items), 1))
-    rows = np.arange(len(CUSTOMERS))
-    # similar items of item j: the next 5 items of the same category
-    sim = np.array([[(j + 3 * s) % 27 for s in range(1, 6)] for j in range(N_ITEMS)], np.int32)
-    sim_scores = np.tile(np.linspace(0.9, 0.5, 5, dtype=np.float32), (N_ITEMS, 1))
-    name = store.list_name
-    lists = {
-        name("popular", None): Candidates(
-            np.arange(20, 10, -1, dtype=np.int32), np.linspace(10, 1, 10, dtype=np.float32)
-        ),
-        name("trending", None): Candidates(
-            np.array([5, 6, 7], np.int32), np.array([3, 2, 1], np.float32)
-        ),
-    }
-    for code in range(len(CATEGORIES)):
-        members = np.arange(code, N_ITEMS - 1, 3, dtype=np.int32)[::-1][:5]
-        lists[name("trending", code)] = Candidates(members, np.arange(5, 0, -1, dtype=np.float32))
-    return write_version(
-        store,
-        version,
-        table,
-        CUSTOMERS,
-        [(rows, items, scores)],
-        similar=[(np.arange(N_ITEMS), sim, sim_scores)],
-        lists=lists,
-        activate=activate,
-    )
 
 
 @pytest.fixture

@@ -1,0 +1,88 @@
+"""GET /v1/customers/{id}/recommendations against a real Redis."""
+
+from __future__ import annotations
+
+from api_helpers import ids, publish, recs
+from fastapi.testclient import TestClient
+
+from serving.store import Store
+
+
+def test_answers_with_candidates_version_and_reasons(store: Store, client: TestClient) -> None:
+    publish(store, "v1")
+    body = client.get("/v1/customers/c1/recommendations", params={"n": 5}).json()
+    assert body["version"] == "v1" and body["degraded"] is False
+    assert body["customer_id"] == "c1" and body["context"] == "home"
+    # c1's candidates are i1..i10 best first; at most 3 per category (i1, i4, i7 are Kitchen)
+    assert [i["item_id"] for i in body["items"]] == ["i1", "i2", "i3", "i4", "i5"]
+    assert {i["reason_code"] for i in body["items"]} == {"for_you"}
+
+
+def test_unknown_customer_gets_cold_start(store: Store, client: TestClient) -> None:
+    publish(store, "v1")
+    body = recs(client, "nobody", n=3)
+    assert body["degraded"] is False
+    assert [(i["item_id"], i["reason"]) for i in body["items"]] == [
+        ("i20", "popular"),
+        ("i19", "popular"),
+        ("i18", "popular"),
+    ]
+
+
+def test_a_view_changes_the_next_answer(store: Store, client: TestClient) -> None:
+    publish(store, "v1")
+    before = ids(recs(client, "c1", n=5))
+    assert (
+        client.post(
+            "/v1/events", json={"customer_id": "c1", "item_id": "i20", "event_type": "view"}
+        ).status_code
+        == 202
+    )
+    after = recs(client, "c1", n=5)
+    assert ids(after) != before
+    assert after["items"][0]["reason"] == "because you viewed i20"
+
+
+def test_a_purchase_removes_the_item(store: Store, client: TestClient) -> None:
+    publish(store, "v1")
+    assert ids(recs(client, "c2", n=1)) == ["i2"]
+    event = {"customer_id": "c2", "item_id": "i2", "event_type": "purchase"}
+    assert client.post("/v1/events", json=event).status_code == 202
+    assert "i2" not in ids(recs(client, "c2", n=10))
+
+
+def test_cart_context_shows_complements_not_the_cart(store: Store, client: TestClient) -> None:
+    publish(store, "v1")
+    event = {"customer_id": "c3", "item_id": "i3", "event_type": "add_to_cart"}
+    assert client.post("/v1/events", json=event).status_code == 202
+    body = recs(client, "c3", n=3, context="cart")
+    assert "i3" not in ids(body)
+    assert body["items"][0]["reason_code"] == "similar_to_cart"
+
+
+def test_product_context_and_request_filters(store: Store, client: TestClient) -> None:
+    publish(store, "v1")
+    body = recs(client, "c1", n=3, context="product", item_id="i3")
+    assert "i3" not in ids(body) and body["items"][0]["reason"] == "similar to i3"
+    assert ids(recs(client, "c1", n=2, exclude="i1,i2")) == ["i3", "i4"]
+    assert ids(recs(client, "c1", n=2, category="Books")) == ["i2", "i5"]
+    in_range = ids(recs(client, "c1", n=10, price_min=3, price_max=5))  # price = k + 1
+    assert set(in_range) <= {"i2", "i3", "i4"} and in_range
+
+
+def test_bad_input_is_a_4xx_naming_the_problem(store: Store, client: TestClient) -> None:
+    publish(store, "v1")
+    cases = {
+        "/v1/customers/c1/recommendations?n=1000": "n must be between 1 and 100",
+        "/v1/customers/c1/recommendations?n=abc": "n must be an integer",
+        "/v1/customers/c1/recommendations?context=checkout": "context must be one of",
+        "/v1/customers/c1/recommendations?context=product": "needs item_id",
+        "/v1/customers/c1/recommendations?price_min=9&price_max=1": "price_min",
+        "/v1/customers/c1/recommendations?exclude=a%20b": "exclude",
+        "/v1/customers/c%201/recommendations": "customer_id",
+        f"/v1/customers/{'x' * 300}/recommendations": "longer than 256",
+    }
+    for url, message in cases.items():
+        r = client.get(url)
+        assert r.status_code == 422, url
+        assert message in r.json()["detail"], (url, r.json())
