@@ -123,14 +123,14 @@ def write_version(
         report.lists = len(lists)
     for rows, items, scores in similar:
         store.write_similar(version, rows, items, scores, width=width)
-        report.similar += int((items[:, 0] >= 0).sum()) if items.shape[1] else 0
+        report.similar += int((items >= 0).any(axis=1).sum())
     timer = _Timer()
     sample: list[str] = []
     for rows, items, scores in chunks:
         with timer:
             ids = customer_ids[rows].tolist()
             report.payload_bytes += store.write_candidates(version, ids, items, scores, width=width)
-            written = (items[:, 0] >= 0) if items.shape[1] else np.zeros(len(rows), bool)
+            written = np.asarray((items >= 0).any(axis=1), dtype=bool)
             report.customers += int(written.sum())
             if len(sample) < SAMPLE:
                 sample += [c for c, ok in zip(ids, written.tolist(), strict=True) if ok][:SAMPLE]
@@ -330,7 +330,7 @@ def publish_synthetic(
 
 @dataclass
 class ExportReport:
-    path: Path | None
+    paths: list[Path]  # one Parquet file per page of the stream
     events: int
     first_id: str | None
     last_id: str | None
@@ -357,29 +357,26 @@ def events_frame(entries: list[tuple[str, dict[str, str]]]) -> pl.DataFrame:
     return pl.DataFrame(cols, schema=EVENT_SCHEMA)
 
 
-def export_events(store: Store, out_dir: str | Path, batch: int = 50_000) -> ExportReport:
-    """Write the stream's events since the last export to ``out_dir/events-<id>.parquet``.
+def export_events(store: Store, out_dir: str | Path, batch: int = 100_000) -> ExportReport:
+    """Write the stream's events since the last export to ``out_dir/events-<id>.parquet``
+    files (one per page of ``batch`` events, named after the id the page starts after).
 
-    The last exported id is advanced only after the file is written, so a crash re-exports
-    into the same file name (the export is idempotent) and no event is lost.
+    The last exported id advances only after a page's file is written, so a crash re-exports
+    that page into the same file name (idempotent) and no event is lost or duplicated.
     """
     out = Path(out_dir)
-    start = store.exported_id()
-    possibly_lost = store.stream_trimmed_since_export()
-    entries: list[tuple[str, dict[str, str]]] = []
-    after = start
-    while True:
-        page = store.read_stream(after=after, count=batch)
-        if not page:
-            break
-        entries += page
+    report = ExportReport([], 0, None, None, store.stream_trimmed_since_export())
+    after = store.exported_id()
+    while page := store.read_stream(after=after, count=batch):
+        out.mkdir(parents=True, exist_ok=True)
+        path = out / f"events-{after.replace('-', '_')}.parquet"
+        tmp = path.with_suffix(".parquet.tmp")
+        events_frame(page).write_parquet(tmp)
+        tmp.replace(path)
         after = page[-1][0]
-    if not entries:
-        return ExportReport(None, 0, None, None, possibly_lost)
-    out.mkdir(parents=True, exist_ok=True)
-    path = out / f"events-{start.replace('-', '_')}.parquet"
-    tmp = path.with_suffix(".parquet.tmp")
-    events_frame(entries).write_parquet(tmp)
-    tmp.replace(path)
-    store.mark_exported(entries[-1][0])
-    return ExportReport(path, len(entries), entries[0][0], entries[-1][0], possibly_lost)
+        store.mark_exported(after)
+        report.paths.append(path)
+        report.events += len(page)
+        report.first_id = report.first_id or page[0][0]
+        report.last_id = after
+    return report

@@ -23,7 +23,7 @@ from recsys.publish import (
     synthetic_customer_ids,
     write_version,
 )
-from serving.store import Store, connect
+from serving.store import Store, StoreConfig, connect
 from serving.types import OnlineEvent
 
 N_CUSTOMERS, N_ITEMS = 60, 25
@@ -144,9 +144,9 @@ def test_export_events_round_trip(store: Store, tmp_path) -> None:  # type: igno
             OnlineEvent("c2", "i7", "email_click", t0 + 61, channel="email"),
         ]
     )
-    first = export_events(store, tmp_path)
-    assert first.events == 3 and not first.possibly_lost and first.path is not None
-    frame = pl.read_parquet(first.path)
+    first = export_events(store, tmp_path, batch=2)
+    assert first.events == 3 and not first.possibly_lost and len(first.paths) == 2
+    frame = pl.concat([pl.read_parquet(p) for p in first.paths])
     assert dict(frame.schema) == EVENT_SCHEMA
     assert frame["event_type"].to_list() == ["view", "purchase", "email_click"]
     assert frame["timestamp"][1].timestamp() == pytest.approx(t0 + 60)
@@ -155,10 +155,28 @@ def test_export_events_round_trip(store: Store, tmp_path) -> None:  # type: igno
     assert export_events(store, tmp_path).events == 0  # nothing new
     store.record_events([OnlineEvent("c3", "i2", "add_to_cart", t0 + 100)])
     second = export_events(store, tmp_path)
-    assert second.events == 1 and second.path is not None and second.path != first.path
-    assert pl.read_parquet(second.path)["customer_id"].to_list() == ["c3"]
+    assert second.events == 1 and second.paths[0] not in first.paths
+    assert pl.read_parquet(second.paths[0])["customer_id"].to_list() == ["c3"]
     ingest_view = pl.concat([pl.read_parquet(p) for p in sorted(tmp_path.glob("*.parquet"))])
     assert ingest_view.height == 4
+
+
+def test_export_after_a_crash_rewrites_the_same_file_and_detects_trimming(  # type: ignore[no-untyped-def]
+    redis_url: str, redis_prefix: str, tmp_path
+) -> None:
+    store = Store(connect(redis_url), prefix=redis_prefix, config=StoreConfig(stream_maxlen=5))
+    store.record_events([OnlineEvent("c1", f"i{j}", "view", 1e9 + j) for j in range(3)])
+    start = store.exported_id()
+    first = export_events(store, tmp_path)
+    store.mark_exported(start)  # as if the process died before recording the export
+    again = export_events(store, tmp_path)
+    assert again.paths == first.paths and again.events == 3
+    assert pl.read_parquet(again.paths[0]).height == 3
+    # far more events than the stream keeps, before the next export: some are lost
+    for j in range(0, 300, 50):
+        store.record_events([OnlineEvent("c2", f"i{k}", "view", 1e9 + k) for k in range(j, j + 50)])
+    trimmed = export_events(store, tmp_path)
+    assert trimmed.possibly_lost and 0 < trimmed.events < 300
 
 
 def test_cli_rollback_and_export(store: Store, shop: tuple, redis_url: str, tmp_path) -> None:  # type: ignore[no-untyped-def]

@@ -117,7 +117,10 @@ def export_events(
             fg="yellow",
             err=True,
         )
-    if report.path is None:
+    if not report.paths:
         typer.echo("no new events")
     else:
-        typer.echo(f"{report.events:,} events -> {report.path} (last id {report.last_id})")
+        typer.echo(
+            f"{report.events:,} events -> {len(report.paths)} file(s) in {out} "
+            f"(last id {report.last_id})"
+        )
