@@ -29,9 +29,15 @@ ModelSpec = RecommenderBase | Mapping[str, Any]
 
 
 def _spec(model: ModelSpec) -> dict[str, Any]:
+    """``{"name", "params"}`` of a component, every hyper-parameter spelled out."""
     if isinstance(model, RecommenderBase):
         return {"name": model.name, "params": model.get_params()}
-    return {"name": model["name"], "params": dict(model.get("params", {}))}
+    from recsys.models import build
+
+    return {
+        "name": model["name"],
+        "params": build(model["name"], **model.get("params", {})).get_params(),
+    }
 
 
 class Blend(RecommenderBase):
