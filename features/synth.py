@@ -110,6 +110,9 @@ DIRTY_KINDS = (
 """Dirty row kinds; each but ``duplicate`` is named after the validator's quarantine reason."""
 DIRTY_SHARES = (0.3, 0.14, 0.1, 0.14, 0.11, 0.11, 0.1)
 
+SESSION_CHUNK = 200_000
+"""Sessions simulated at once (bounds the working memory of :func:`generate`)."""
+
 PRESETS: dict[str, dict[str, Any]] = {
     "tiny": {"n_customers": 500, "n_items": 300, "n_events": 20_000, "n_top_categories": 8},
     "small": {"n_customers": 4_000, "n_items": 2_000, "n_events": 200_000},
@@ -421,15 +424,42 @@ def _expected_events_per_session(config: SynthConfig) -> float:
     return float(per)  # fmt: skip
 
 
+@dataclass
+class _Samplers:
+    leaf: _RowSampler
+    style: _RowSampler
+    item: _GroupSampler
+
+    @classmethod
+    def of(cls, truth: Truth, n_styles: int) -> _Samplers:
+        return cls(
+            leaf=_RowSampler(truth.leaf_preference),
+            style=_RowSampler(truth.style_preference),
+            item=_GroupSampler(
+                truth.item_leaf * n_styles + truth.item_style,
+                truth.item_popularity,
+                len(truth.leaves) * n_styles,
+            ),
+        )
+
+
 def _simulate(
     config: SynthConfig,
     truth: Truth,
     parts: dict,
     catalog: pl.DataFrame,
-    n_sessions: int,
+    samplers: _Samplers,
+    rank: np.ndarray,
+    first_session: int,
     rng: np.random.Generator,
 ) -> dict[str, np.ndarray]:
-    """Events of ``n_sessions`` sessions as numpy columns (``sess`` = originating session)."""
+    """Events of one chunk of sessions as compact numpy columns.
+
+    Sessions are numbered ``first_session + i``; ``sess`` is each event's originating session
+    and ``rank`` that session's place in a random order (used to cut the event budget, so
+    the cut favours no customer).
+    """
+    n_sessions = len(rank)
     n_styles = config.n_styles
     start_s = int(config.start.timestamp())
     end_s = start_s + config.days * 86_400
@@ -437,20 +467,12 @@ def _simulate(
     in_stock = catalog["in_stock"].to_numpy()
     repeatable = catalog["repeatable"].to_numpy()
     price = catalog["price"].to_numpy()
-    leaf_sampler = _RowSampler(truth.leaf_preference)
-    style_sampler = _RowSampler(truth.style_preference)
-    item_sampler = _GroupSampler(
-        truth.item_leaf * n_styles + truth.item_style,
-        truth.item_popularity,
-        len(truth.leaves) * n_styles,
-    )
+    leaf_sampler, style_sampler, item_sampler = samplers.leaf, samplers.style, samplers.item
 
-    # sessions: customer, channel, day/time, focus leaf (with category seasonality)
-    # sessions are numbered by customer (cache-friendly sampling); ``rank`` is a random order
-    # used to cut the event budget, so the cut does not favour any customer
+    # sessions: customer, channel, day/time, focus leaf (with category seasonality);
+    # ordered by customer within the chunk (cache-friendly sampling)
     cust = np.searchsorted(np.cumsum(truth.customer_activity), rng.random(n_sessions) * 0.999999)
     cust = np.sort(cust).astype(np.int32)
-    rank = rng.permutation(n_sessions)
     shares = np.asarray(config.channel_shares) / sum(config.channel_shares)
     channel = rng.choice(len(CHANNELS), n_sessions, p=shares).astype(np.int8)
     day = rng.choice(config.days, n_sessions, p=_day_weights(config))
@@ -564,7 +586,8 @@ def _simulate(
     out["qty"].append(qty[src].astype(np.float64))
     out["chan"].append(rng.choice([WEB, APP, STORE], len(src), p=[0.3, 0.5, 0.2]).astype(np.int8))
     cols = {k: np.concatenate(v) for k, v in out.items()}
-    cols["rank"] = rank[cols["sess"]]
+    cols["rank"] = rank[cols["sess"]].astype(np.int32)
+    cols["sess"] = cols["sess"].astype(np.int64) + first_session
     # repeat purchases form their own sessions: number them after the browsing sessions
     n_base = sum(len(a) for a in out["sess"][:-1])
     session_no = cols["sess"].astype(np.int64) * 64
@@ -574,7 +597,15 @@ def _simulate(
         rng.random(len(cols["item"])) < 0.12, rng.uniform(0.7, 0.95, len(cols["item"])), 1.0
     )
     cols["price"] = np.round(price[cols["item"]] * discount, 2)
-    return cols
+    del cols["sess"]  # ``session`` and ``rank`` say everything needed from here on
+    compact = {
+        "cust": np.int32,
+        "item": np.int32,
+        "type": np.int8,
+        "chan": np.int8,
+        "qty": np.float32,
+    }
+    return {k: v.astype(compact.get(k, v.dtype), copy=False) for k, v in cols.items()}
 
 
 def _dedup_and_cut(
@@ -593,19 +624,19 @@ def _dedup_and_cut(
     else:
         frame = pl.DataFrame({"p": pair, "t": t})
         first = frame.select(pl.struct("p", "t").is_first_distinct()).to_series().to_numpy()
-    cols = {k: v[first] for k, v in cols.items()}
-    per_rank = np.bincount(cols["rank"])
-    cum = np.cumsum(per_rank)
+    idx = np.flatnonzero(first)
+    rank = cols["rank"][idx]
+    cum = np.cumsum(np.bincount(rank))
     if cum[-1] < target:
         return None, int(cum[-1])
     full = int(np.searchsorted(cum, target, side="right"))  # ranks < full are kept whole
-    keep = cols["rank"] < full
+    keep = rank < full
     need = target - (int(cum[full - 1]) if full else 0)
     if need:
-        last = np.flatnonzero(cols["rank"] == full)
-        keep[last[np.argsort(cols["t"][last], kind="stable")[:need]]] = True
-    rows = np.flatnonzero(keep)
-    rows = rows[np.argsort(cols["t"][rows], kind="stable")]
+        last = np.flatnonzero(rank == full)
+        keep[last[np.argsort(t[idx[last]], kind="stable")[:need]]] = True
+    rows = idx[keep]
+    rows = rows[np.argsort(t[rows], kind="stable")]
     return {k: v[rows] for k, v in cols.items()}, int(cum[-1])
 
 
@@ -615,11 +646,21 @@ def generate(config: SynthConfig) -> Shop:
     catalog, parts = _build_catalog(config, rng)
     truth, customers = _build_tastes(config, parts, rng)
     target = config.n_events - n_dirty_rows(config.n_events, config.dirty_fraction)
+    samplers = _Samplers.of(truth, config.n_styles)
     n_sessions = int(target / _expected_events_per_session(config) * 1.25) + 20
     for attempt in range(8):
-        sim_rng = np.random.default_rng([config.seed, 1, attempt])
-        raw = _simulate(config, truth, parts, catalog, n_sessions, sim_rng)
+        ranks = np.random.default_rng([config.seed, 1, attempt]).permutation(n_sessions)
+        chunks = []
+        for first in range(0, n_sessions, SESSION_CHUNK):
+            chunk_rng = np.random.default_rng([config.seed, 2, attempt, first])
+            chunk_ranks = ranks[first : first + SESSION_CHUNK]
+            chunks.append(
+                _simulate(config, truth, parts, catalog, samplers, chunk_ranks, first, chunk_rng)
+            )
+        raw = {k: np.concatenate([c[k] for c in chunks]) for k in chunks[0]}
+        del chunks
         cols, available = _dedup_and_cut(raw, target, config.n_items)
+        del raw
         if cols is not None:
             break
         n_sessions = int(n_sessions * target / max(available, 1) * 1.1) + 20
@@ -631,7 +672,7 @@ def generate(config: SynthConfig) -> Shop:
         item_id=catalog["item_id"].gather(frame["item"]),
         event_type=pl.Series(EVENT_TYPES).gather(frame["type"]),
         timestamp=(pl.col("t") * 1_000_000).cast(pl.Datetime("us", "UTC")),
-        quantity=pl.col("qty").fill_nan(None),
+        quantity=pl.col("qty").cast(pl.Float64).fill_nan(None),
         price=pl.col("price"),
         channel=pl.Series(CHANNELS).gather(frame["chan"]),
         session_id=pl.lit("s") + pl.col("session").cast(pl.String),
@@ -690,17 +731,24 @@ def _clean_rows(events: pl.DataFrame, layout: Layout) -> tuple[pl.DataFrame, dic
         return raw, {}
     if layout != "retailrocket":
         raise ValueError(f"unknown layout {layout!r}; choose canonical or retailrocket")
-    kept = events.filter(pl.col("event_type").is_in(list(RR_EVENTS)))
-    dropped = events.filter(~pl.col("event_type").is_in(list(RR_EVENTS)))
+    carried = pl.col("event_type").is_in(list(RR_EVENTS))
+    dropped = events.filter(~carried)["event_type"].value_counts()
     is_tx = pl.col("event_type") == "purchase"
-    raw = kept.select(
-        timestamp=(pl.col("timestamp").dt.epoch("ms")).cast(pl.String),
-        visitorid=pl.col("customer_id"),
-        event=pl.col("event_type").replace_strict(RR_EVENTS),
-        itemid=pl.col("item_id"),
-        transactionid=pl.when(is_tx).then(pl.col("session_id").str.strip_prefix("s")),
-    ).unique(maintain_order=True)
-    return raw, dict(dropped["event_type"].value_counts().iter_rows())
+    raw = (
+        events.lazy()
+        .filter(carried)
+        .select(
+            timestamp=pl.col("timestamp").dt.epoch("ms"),
+            visitorid=pl.col("customer_id"),
+            event=pl.col("event_type").replace_strict(RR_EVENTS),
+            itemid=pl.col("item_id"),
+            transactionid=pl.when(is_tx).then(pl.col("session_id").str.strip_prefix("s")),
+        )
+        .unique(maintain_order=True)  # e.g. an email click and a view in the same second
+        .with_columns(pl.col("timestamp").cast(pl.String))
+        .collect()
+    )
+    return raw, dict(dropped.iter_rows())
 
 
 def _dirty_kinds(layout: Layout) -> tuple[tuple[str, ...], np.ndarray]:
@@ -795,8 +843,8 @@ def render_events(
         is_dup, np.where(rng.random(len(src)) < 0.5, src, later), rng.integers(0, n, len(src))
     )
     order_key = np.concatenate([np.arange(n) * 2, pos * 2 + 1])
-    rows = pl.concat([clean, dirty.drop("kind", "src")]).with_columns(_key=pl.Series(order_key))
-    rows = rows.sort("_key", maintain_order=True).drop("_key")
+    order = np.argsort(order_key, kind="stable")
+    rows = pl.concat([clean, dirty.drop("kind", "src")], rechunk=False).gather(order)
     by_kind = {k: int(v) for k, v in dirty["kind"].value_counts().iter_rows()}
     quarantined = {k: v for k, v in by_kind.items() if k != "duplicate"}
     manifest = {
