@@ -388,7 +388,8 @@ def log_outcome(
     tracking.log_evaluation(result, "test_")
     log_plots(result, data.test.item_popularity, "test")
 
-    progress("saving the model")
+    if not settings.get("log_model", True):
+        return model, None, None
     matrices: Matrices | None
     if settings.get("refit_all", True):
         progress("refitting on all the data")
@@ -417,6 +418,7 @@ def log_outcome(
             "test_ndcg": result.ndcg,
         },
     )
+    progress("saving the model")
     tracking.log_model(bundle)
     version = None
     if settings.get("register", True):

@@ -171,7 +171,11 @@ def _log_trial(
 ) -> None:
     import mlflow
 
-    with mlflow.start_run(run_name=f"{spec.name}-trial-{number}", nested=True):
+    parent = mlflow.active_run()
+    experiment = parent.info.experiment_id if parent is not None else None
+    with mlflow.start_run(
+        run_name=f"{spec.name}-trial-{number}", nested=True, experiment_id=experiment
+    ):
         mlflow.set_tag("kind", "trial")
         mlflow.log_params({k: str(v) for k, v in point.items()})
         mlflow.log_metrics(result.flat("validation_"))

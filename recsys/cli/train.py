@@ -94,7 +94,10 @@ def train(experiment: ExperimentFile) -> None:
     from recsys.experiment import train as run_train
 
     spec = _load_spec(experiment)
-    stages = 6 + (1 if spec.mlflow.get("refit_all", True) else 0)
+    settings = spec.mlflow
+    stages = 4
+    if settings.get("log_model", True):
+        stages += 2 if settings.get("refit_all", True) else 1
     with _stages(stages, spec.name) as step:
         outcome = run_train(spec, progress=step)
     _summary(outcome, f"{spec.name}: {spec.model_name} on test")

@@ -161,6 +161,11 @@ class Fold:
         )
 
     @property
+    def unreachable(self) -> int:
+        """Held-out positives the customer already has in train (excluded, so never hit)."""
+        return int(self.relevant.multiply(self.seen[self.rows]).nnz)
+
+    @property
     def history_length(self) -> np.ndarray:
         """Number of train items of each evaluated customer."""
         return np.diff(self.seen.indptr)[self.rows]
@@ -265,5 +270,7 @@ class ProtocolData:
         return {
             "test": self.split.report.to_dict(),
             "validation": self.split.validation_report.to_dict(),
+            "test_unreachable_positives": self.test.unreachable,
+            "validation_unreachable_positives": self.validation.unreachable,
             "protocol": self.config.to_dict(),
         }
