@@ -29,15 +29,14 @@ ModelSpec = RecommenderBase | Mapping[str, Any]
 
 
 def _spec(model: ModelSpec) -> dict[str, Any]:
-    """``{"name", "params"}`` of a component, every hyper-parameter spelled out."""
+    """``{"name", "params", ...}`` of a component, every hyper-parameter spelled out (other
+    keys of a spec, e.g. a per-component feature config, are kept)."""
     if isinstance(model, RecommenderBase):
         return {"name": model.name, "params": model.get_params()}
     from recsys.models import build
 
-    return {
-        "name": model["name"],
-        "params": build(model["name"], **model.get("params", {})).get_params(),
-    }
+    params = build(model["name"], **model.get("params", {})).get_params()
+    return {**model, "params": params}
 
 
 class Blend(RecommenderBase):
