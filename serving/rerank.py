@@ -218,45 +218,17 @@ def rerank(
     n = request.n
     if n <= 0:
         return []
-    n_cand = len(candidates)
-    # -- personal pool: model candidates + similar items of the seeds ------------------
-    parts = [candidates.items.astype(np.int64, copy=False)] if n_cand else []
-    seed_lists: list[tuple[int, Seed, np.ndarray]] = []  # (offset, seed, weighted sims)
-    offset = n_cand
-    for seed in seeds:
-        sims = similar.get(seed.item_id)
-        if sims is None or not len(sims):
-            continue
-        parts.append(sims.items.astype(np.int64, copy=False))
-        seed_lists.append((offset, seed, seed.weight * _scale_to_max(sims.scores)))
-        offset += len(sims)
-
-    if parts:
-        pool = np.concatenate(parts) if len(parts) > 1 else parts[0]
-        uniq, inv = np.unique(pool, return_inverse=True)
-        model = np.zeros(uniq.size)
-        if n_cand:
-            model[inv[:n_cand]] = _normalise(candidates.scores)
-        session = np.zeros(uniq.size)
-        best = np.zeros(uniq.size)
-        source = np.full(uniq.size, -1, dtype=np.int64)
-        for j, (start, _seed, contrib) in enumerate(seed_lists):
-            pos = inv[start : start + contrib.size]
-            session[pos] += contrib
-            better = contrib > best[pos]
-            best[pos[better]] = contrib[better]
-            source[pos[better]] = j
-        model *= config.model_weight
-        session *= config.session_weight
-        score = model + session + _boosts(uniq, table, request.now, config)
-        personal_order = np.argsort(-score, kind="stable")
-        p_items = uniq[personal_order]
-        p_score = score[personal_order]
-        p_source = np.where(session > model, source, -1)[personal_order]
-    else:
-        p_items = np.empty(0, np.int64)
-        p_score = np.empty(0)
-        p_source = np.empty(0, np.int64)
+    p_items, p_score, p_source, seed_lists = _personal(
+        table, candidates, seeds, similar, request.now, config
+    )
+    # Fast path: the personal pool alone fills the list under the rules and diversity.
+    if p_items.size >= n:
+        key = 1.0 + np.maximum(p_score, 0.0)
+        keep_pos = np.flatnonzero(_allowed(p_items, table, state, request, config))
+        if keep_pos.size >= n:  # already in score order
+            chosen = _diversify(keep_pos, key, p_items, table, n, config)
+            if chosen.size >= n:
+                return _explain(chosen, p_items, key, p_items.size, p_source, seed_lists, [], table)
 
     # -- fallback chain: trending in category, popular, trending ------------------------
     chain: list[tuple[np.ndarray, str, str]] = []  # (items best first, code, arg)
@@ -285,13 +257,74 @@ def rerank(
     keep_pos = keep_pos[_allowed(items[keep_pos], table, state, request, config)]
     if keep_pos.size == 0:
         return []
-    key_kept = key[keep_pos]
-    order = keep_pos[np.argsort(-key_kept, kind="stable")]
+    order = keep_pos[np.argsort(-key[keep_pos], kind="stable")]
     chosen = _diversify(order, key, items, table, n, config)
     if chosen.size < n:  # diversity left the list short: fill with the best of the rest
         rest = order[~np.isin(order, chosen)]
         chosen = np.concatenate([chosen, rest[: n - chosen.size]])
-    return _explain(chosen, items, key, n_personal, p_score, p_source, seed_lists, chain, table)
+    return _explain(chosen, items, key, n_personal, p_source, seed_lists, chain, table)
+
+
+def _personal(
+    table: ItemTable,
+    candidates: Candidates,
+    seeds: tuple[Seed, ...],
+    similar: Mapping[str, Candidates],
+    now: float,
+    config: RerankConfig,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, list[tuple[int, Seed, np.ndarray]]]:
+    """The personal pool best first: (items, combined scores, index of the seed that
+    explains each item or -1 for the model, the seed lists)."""
+    n_cand = len(candidates)
+    parts = [candidates.items.astype(np.int64, copy=False)] if n_cand else []
+    seed_lists: list[tuple[int, Seed, np.ndarray]] = []  # (offset, seed, similar items)
+    offset = n_cand
+    for seed in seeds:
+        sims = similar.get(seed.item_id)
+        if sims is None or not len(sims):
+            continue
+        parts.append(sims.items.astype(np.int64, copy=False))
+        seed_lists.append((offset, seed, sims.scores))
+        offset += len(sims)
+    if not parts:
+        return np.empty(0, np.int64), np.empty(0), np.empty(0, np.int64), seed_lists
+
+    pool = np.concatenate(parts) if len(parts) > 1 else parts[0]
+    uniq, inv = np.unique(pool, return_inverse=True)
+    model = np.zeros(uniq.size)
+    if n_cand:
+        model[inv[:n_cand]] = config.model_weight * _normalise(candidates.scores)
+    source = np.full(uniq.size, -1, dtype=np.int64)
+    if seed_lists:
+        # similarity to recent activity, all seeds at once: each list scaled to its maximum,
+        # times the seed's weight; summed per item; the strongest seed explains the item
+        sizes = np.array([c[2].size for c in seed_lists])
+        sims_all = np.maximum(np.concatenate([c[2] for c in seed_lists]).astype(np.float64), 0)
+        starts = np.zeros(sizes.size, dtype=np.int64)
+        starts[1:] = np.cumsum(sizes)[:-1]
+        tops = np.maximum.reduceat(sims_all, starts)
+        if (tops <= 0).any():  # an all-zero list: every item counts fully
+            sims_all[np.repeat(tops <= 0, sizes)] = 1.0
+            tops = np.where(tops > 0, tops, 1.0)
+        weights = np.array([c[1].weight for c in seed_lists]) / tops
+        contrib = sims_all * np.repeat(weights, sizes)
+        pos = inv[n_cand:]
+        session = config.session_weight * np.bincount(pos, weights=contrib, minlength=uniq.size)
+        by = np.lexsort((contrib, pos))  # by item, then contribution: the last is the best
+        pos_sorted = pos[by]
+        last = np.empty(pos_sorted.size, dtype=bool)
+        last[-1] = True
+        np.not_equal(pos_sorted[1:], pos_sorted[:-1], out=last[:-1])
+        source[pos_sorted[last]] = np.repeat(np.arange(len(seed_lists)), sizes)[by][last]
+        score = model + session
+        explained = session > model
+    else:
+        score = model
+        explained = None
+    score = score + _boosts(uniq, table, now, config)
+    order = np.argsort(-score, kind="stable")
+    p_source = np.where(explained, source, -1)[order] if explained is not None else source
+    return uniq[order], score[order], p_source, seed_lists
 
 
 def _boosts(items: np.ndarray, table: ItemTable, now: float, config: RerankConfig) -> np.ndarray:
@@ -345,12 +378,20 @@ def _diversify(
     n: int,
     config: RerankConfig,
 ) -> np.ndarray:
-    categories = np.full(key.size, -1, dtype=np.int32)
-    categories[order] = table.category[items[order]]
+    """Positions from ``order`` (best first) after the diversity rule."""
     if config.diversity == "mmr":
-        return rules.mmr(order, key, categories, n, config.mmr_lambda)
-    if config.diversity == "cap":
-        return rules.per_category_cap(order, categories, n, config.max_per_category)
+        cats = table.category[items[order]]
+        return rules.mmr(order, key[order], cats, n, config.mmr_lambda)
+    if config.diversity == "cap" and config.max_per_category > 0:
+        head = order[: max(4 * n, 32)]  # enough in the usual case; else the whole list
+        chosen = rules.per_category_cap(
+            head, table.category[items[head]], n, config.max_per_category
+        )
+        if chosen.size < n and head.size < order.size:
+            chosen = rules.per_category_cap(
+                order, table.category[items[order]], n, config.max_per_category
+            )
+        return chosen
     return order[:n]
 
 
@@ -359,16 +400,16 @@ def _explain(
     items: np.ndarray,
     key: np.ndarray,
     n_personal: int,
-    p_score: np.ndarray,
     p_source: np.ndarray,
     seed_lists: list[tuple[int, Seed, np.ndarray]],
     chain: list[tuple[np.ndarray, str, str]],
     table: ItemTable,
 ) -> list[RankedItem]:
-    bounds = np.cumsum([n_personal] + [c[0].size for c in chain])
+    bounds = np.cumsum([n_personal] + [c[0].size for c in chain]) if chain else None
     ids = table.item_ids[items[chosen]].tolist()
+    scores = np.round(key[chosen], 6).tolist()
     out: list[RankedItem] = []
-    for pos, item_id in zip(chosen.tolist(), ids, strict=True):
+    for pos, item_id, score in zip(chosen.tolist(), ids, scores, strict=True):
         if pos < n_personal:
             src = int(p_source[pos])
             if src >= 0:
@@ -377,8 +418,8 @@ def _explain(
             else:
                 code, arg = FOR_YOU, ""
         else:
+            assert bounds is not None
             stage = int(np.searchsorted(bounds, pos, side="right")) - 1
             _, code, arg = chain[stage]
-        score = round(float(key[pos]), 6)
         out.append(RankedItem(str(item_id), score, reason_text(code, arg), code))
     return out

@@ -45,6 +45,8 @@ def member_mask(items: np.ndarray, members: np.ndarray) -> np.ndarray:
     """``items[i] in members`` for every i (fast path for the common empty set)."""
     if members.size == 0:
         return np.zeros(items.shape[0], dtype=bool)
+    if members.size <= 16:  # a few members: broadcasting beats np.isin's sort
+        return (items[:, None] == members[None, :]).any(axis=1)
     return np.isin(items, members)
 
 
@@ -142,19 +144,18 @@ def email_capped_mask(
 
 def is_new_mask(items: np.ndarray, table: ItemTable, now: float, days: float) -> np.ndarray:
     """True where the item was created within the last ``days`` days (new arrivals)."""
-    created = table.created_at[items]
-    with np.errstate(invalid="ignore"):
-        return created >= now - days * DAY
+    return table.created_at[items] >= now - days * DAY  # NaN compares False
 
 
 def per_category_cap(order: np.ndarray, categories: np.ndarray, n: int, k: int) -> np.ndarray:
     """Positions from ``order`` (best first) keeping at most ``k`` items per category, up to
-    ``n``; an unknown category (-1) counts as its own category for every item."""
+    ``n``; ``categories[i]`` is the category of ``order[i]``; an unknown category (-1)
+    counts as its own category for every item."""
     if k <= 0:
         return order[:n]
     taken: dict[int, int] = {}
     out: list[int] = []
-    for pos, cat in zip(order.tolist(), categories[order].tolist(), strict=True):
+    for pos, cat in zip(order.tolist(), categories.tolist(), strict=True):
         if cat >= 0:
             seen = taken.get(cat, 0)
             if seen >= k:
@@ -172,15 +173,15 @@ def mmr(
     """Maximal marginal relevance: greedily pick ``argmax lam*score - (1-lam)*max_sim`` where
     two items are similar (1) when they share a category, else 0.
 
-    ``order`` is positions best first; ``scores`` are relevance per position (any scale:
-    they are rescaled to [0, 1] here).
+    ``order`` is positions best first; ``scores[i]`` and ``categories[i]`` belong to
+    ``order[i]`` (scores of any scale: they are rescaled to [0, 1] here).
     """
     if order.size == 0 or n <= 0:
         return order[:0]
-    rel = scores[order].astype(np.float64)
+    rel = scores.astype(np.float64)
     span = rel.max() - rel.min()
     rel = (rel - rel.min()) / span if span > 0 else np.ones_like(rel)
-    cats = categories[order]
+    cats = categories
     penalty = np.zeros(order.size)
     free = np.ones(order.size, dtype=bool)
     picked: list[int] = []

@@ -91,7 +91,7 @@ def test_new_arrivals() -> None:
 
 
 def test_per_category_cap_keeps_best_first_and_unknown_categories() -> None:
-    cats = np.array([1, 1, 1, 2, -1, -1], dtype=np.int32)
+    cats = np.array([1, 1, 1, 2, -1, -1], dtype=np.int32)  # of order[i]
     order = np.array([0, 1, 2, 3, 4, 5])
     assert rules.per_category_cap(order, cats, n=10, k=2).tolist() == [0, 1, 3, 4, 5]
     assert rules.per_category_cap(order, cats, n=3, k=1).tolist() == [0, 3, 4]
