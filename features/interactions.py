@@ -131,35 +131,35 @@ def reference_time(events: pl.DataFrame | pl.LazyFrame, config: InteractionConfi
 
 
 def aggregate(
-    events: pl.DataFrame | pl.LazyFrame, config: InteractionConfig | None = None
+    events: pl.DataFrame | pl.LazyFrame,
+    config: InteractionConfig | None = None,
+    *,
+    details: bool = True,
 ) -> pl.DataFrame:
     """One row per (customer, item): ``weight`` (confidence), ``n_events``, ``last_ts``.
 
-    Also ``raw_weight``: the decayed sum before confidence scaling.
+    Also ``raw_weight``: the decayed sum before confidence scaling. ``details=False`` leaves
+    out ``n_events`` and ``last_ts`` (faster; what the matrix builder needs).
     """
     config = config or InteractionConfig()
+    aggs = [pl.col("w").sum().alias("raw_weight")]
+    if details:
+        aggs += [
+            pl.len().cast(pl.Int64).alias("n_events"),
+            pl.col("timestamp").max().alias("last_ts"),
+        ]
     pairs = (
         event_weights(events, config)
         .group_by("customer_id", "item_id")
-        .agg(
-            raw_weight=pl.col("w").sum(),
-            n_events=pl.len().cast(pl.Int64),
-            last_ts=pl.col("timestamp").max(),
-        )
+        .agg(aggs)
         .filter(pl.col("raw_weight") > 0.0)
         .collect()
     )
     pairs = apply_min_support(pairs, config)
     scaled = pl.col("raw_weight") * config.alpha
     confidence = scaled.log1p() if config.confidence == "log1p" else scaled
-    return pairs.select(
-        "customer_id",
-        "item_id",
-        confidence.alias("weight"),
-        "n_events",
-        "last_ts",
-        "raw_weight",
-    )
+    extra = ["n_events", "last_ts"] if details else []
+    return pairs.select("customer_id", "item_id", confidence.alias("weight"), *extra, "raw_weight")
 
 
 def apply_min_support(pairs: pl.DataFrame, config: InteractionConfig) -> pl.DataFrame:

@@ -180,7 +180,7 @@ def build_matrices(
     ``catalog`` / ``customer_attrs`` also build the feature matrices (see module doc).
     """
     config = config or InteractionConfig()
-    pairs = aggregate(events, config)
+    pairs = aggregate(events, config, details=False)
     n_pairs = pairs.height
     customer_map = _map_ids(pairs["customer_id"], customers, extend)
     if catalog is not None and catalog_items:

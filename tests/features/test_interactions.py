@@ -133,3 +133,13 @@ def test_config_round_trip_and_validation() -> None:
         InteractionConfig(half_life_days=0)
     with pytest.raises(ValueError, match="finite"):
         InteractionConfig(weights={"view": float("nan")})
+
+
+def test_aggregate_without_details_gives_the_same_weights() -> None:
+    ev = events(
+        [("a", "x", "view", 0, None), ("a", "x", "purchase", 1, 1), ("b", "y", "view", 2, None)]
+    )
+    full = aggregate(ev, InteractionConfig(half_life_days=3))
+    lite = aggregate(ev, InteractionConfig(half_life_days=3), details=False)
+    assert lite.columns == ["customer_id", "item_id", "weight", "raw_weight"]
+    assert as_dict(lite) == pytest.approx(as_dict(full))
