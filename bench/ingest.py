@@ -94,6 +94,7 @@ def worker(path: Path) -> dict[str, Any]:
     start = time.perf_counter()
     result = ingest(path, layout="retailrocket")
     ingested = time.perf_counter()
+    ingest_rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
     matrices = build_matrices(result.events, InteractionConfig())
     built = time.perf_counter()
     report = result.report
@@ -112,6 +113,7 @@ def worker(path: Path) -> dict[str, Any]:
         "accounted": report.accounted,
         "nnz": int(matrices.interactions.nnz),
         "shape": list(matrices.shape),
+        "ingest_peak_rss_mb": ingest_rss,
         "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0,
     }
 

@@ -51,6 +51,8 @@ _TS = pl.Datetime("us", "UTC")
 # Reason codes, in the order the checks run; the first failing check wins.
 _REASONS: tuple[Reason, ...] = tuple(Reason)
 _CODE = {reason: i for i, reason in enumerate(_REASONS)}
+_DUPLICATE = 255
+"""Code of a row identical to an earlier one: counted, neither kept nor quarantined."""
 
 
 @dataclass(frozen=True)
@@ -120,9 +122,22 @@ def _epoch_expr(numbers: pl.Expr) -> pl.Expr:
     return micros.cast(pl.Int64, strict=False).cast(_TS)
 
 
-def _fast_timestamp_expr(col: str) -> pl.Expr:
-    """The cheap path, run on the whole column: integer epoch numbers."""
-    return _epoch_expr(pl.col(col).cast(pl.Int64, strict=False))
+def _fast_timestamps(raw: pl.Series) -> pl.Series:
+    """The cheap path, run on the whole column: integer epoch numbers (null elsewhere).
+
+    When every integer is in one unit's range (the usual export), one multiplication
+    converts the column; mixed units go through the per-row magnitude rule.
+    """
+    ints = raw.cast(pl.Int64, strict=False)
+    low, high = ints.min(), ints.max()
+    if low is None or high is None:
+        return ints.cast(_TS)
+    assert isinstance(low, int) and isinstance(high, int)
+    if low >= 1e11 and high < 1e14:  # all milliseconds
+        return (ints * 1_000).cast(_TS)
+    if low >= 0 and high < 1e11:  # all seconds
+        return (ints * 1_000_000).cast(_TS)
+    return ints.to_frame().select(_epoch_expr(pl.col(ints.name))).to_series()
 
 
 def _parse_text_timestamps(text: pl.Series, formats: Sequence[str]) -> pl.Series:
@@ -156,8 +171,7 @@ def parse_timestamps(raw: pl.Series, formats: Sequence[str] = ()) -> pl.Series:
     whole column; each slower format runs only on the rows still unparsed.
     """
     raw = raw.cast(pl.String)
-    fast = raw.to_frame("t").select(_fast_timestamp_expr("t")).to_series()
-    return _complete_timestamps(fast, raw, formats).rename(raw.name)
+    return _complete_timestamps(_fast_timestamps(raw), raw, formats).rename(raw.name)
 
 
 # --- checks --------------------------------------------------------------------------------
@@ -169,13 +183,13 @@ def _duplicate_mask(raw: pl.DataFrame) -> pl.Series:
     Sorting the 64-bit row hashes finds the few hash values seen twice; only rows carrying
     those are compared exactly, so a hash collision never drops a row.
     """
-    hashes = raw.hash_rows().to_numpy()
-    ordered = np.sort(hashes)
+    hashes = raw.hash_rows()
+    ordered = np.sort(hashes.to_numpy())
     repeated = ordered[1:][ordered[1:] == ordered[:-1]]
     mask = pl.repeat(False, raw.height, eager=True).alias("duplicate")
     if repeated.size == 0:
         return mask
-    idx = pl.Series(np.flatnonzero(np.isin(hashes, np.unique(repeated))), dtype=pl.UInt32)
+    idx = hashes.is_in(pl.Series(np.unique(repeated)).implode()).arg_true()
     exact_first = raw[idx].select(pl.struct(pl.all()).is_first_distinct()).to_series()
     return mask.scatter(idx.filter(~exact_first), True)
 
@@ -208,13 +222,25 @@ def _number(col: str) -> tuple[pl.Expr, pl.Expr]:
     return pl.when(bad).then(None).otherwise(parsed), bad
 
 
-def _id_ok(col: str, config: ValidationConfig) -> pl.Expr:
-    """True where the id is usable as written (null where it is null)."""
-    length = pl.col(col).str.len_bytes()
+def _id_ok(values: pl.Series, config: ValidationConfig) -> pl.Series:
+    """True where the id is usable as written (False where null)."""
+    length = values.str.len_bytes()
     ok = (length > 0) & (length <= config.max_id_length)
     if config.id_pattern:
-        ok = ok & pl.col(col).str.contains(config.id_pattern)
-    return ok
+        ok = ok & values.str.contains(config.id_pattern)
+    return ok.fill_null(False)
+
+
+def _ids_ok(values: pl.Series, config: ValidationConfig) -> pl.Series:
+    """:func:`_id_ok`, with a shortcut: under the default pattern an integer id is valid, and
+    the pattern runs only on the ids that are not integers."""
+    if config.id_pattern != DEFAULT_ID_PATTERN:
+        return _id_ok(values, config)
+    ok = values.cast(pl.Int64, strict=False).is_not_null()
+    rest = (~ok & values.is_not_null()).arg_true()
+    if rest.len() == 0:
+        return ok
+    return ok.scatter(rest, _id_ok(values.gather(rest), config))
 
 
 def _clean_ids(frame: pl.DataFrame, col: str, config: ValidationConfig) -> pl.DataFrame:
@@ -224,31 +250,37 @@ def _clean_ids(frame: pl.DataFrame, col: str, config: ValidationConfig) -> pl.Da
     surrounding spaces and checked again (so a clean column is never copied).
     """
     name = "_" + col.removesuffix("_id")
-    frame = frame.with_columns(pl.col(col).alias(name), _id_ok(col, config).alias("_ok"))
-    retry = (~frame["_ok"]).fill_null(False).arg_true()
+    values = frame[col]
+    ok = _ids_ok(values, config)
+    retry = (~ok & values.is_not_null()).arg_true()
     if retry.len():
-        stripped = frame[col].gather(retry).str.strip_chars()
-        ok_again = stripped.to_frame(col).select(_id_ok(col, config)).to_series()
-        frame = frame.with_columns(
-            frame[name].clone().scatter(retry, stripped),
-            frame["_ok"].clone().scatter(retry, ok_again),
-        )
-    value = pl.col(name)
-    missing = value.is_null() | (value.str.len_bytes() == 0)
+        stripped = values.gather(retry).str.strip_chars()
+        values = values.clone().scatter(retry, stripped)
+        ok = ok.scatter(retry, _id_ok(stripped, config))
+    missing = values.is_null() | (values.str.len_bytes() == 0)
     return frame.with_columns(
-        missing.alias(f"{name}_missing"), (~missing & ~pl.col("_ok")).alias(f"{name}_invalid")
-    ).drop("_ok")
+        values.alias(name),
+        missing.alias(f"{name}_missing"),
+        (~missing & ~ok).alias(f"{name}_invalid"),
+    )
 
 
 def _reason_codes(frame: pl.DataFrame, checks: Sequence[tuple[Reason, pl.Expr]]) -> pl.Series:
-    """The code of the first failing check per row (null when all pass).
+    """The code of the first failing check per row (null when all pass, ``_DUPLICATE`` for a
+    duplicate row, whatever else it fails).
 
     One cheap pass finds the rows failing any check; the ordered when/then chain that names
     the reason runs on those rows only.
     """
-    failing = frame.select(pl.any_horizontal([failed for _, failed in checks]).fill_null(False))
+    failing = frame.select(
+        pl.any_horizontal([failed for _, failed in checks]).fill_null(False) & ~pl.col("_duplicate")
+    )
     idx = failing.to_series().arg_true()
-    codes = pl.repeat(None, frame.height, dtype=pl.UInt8, eager=True).alias("_code")
+    codes = (
+        frame["_duplicate"]
+        .replace_strict([True, False], [_DUPLICATE, None], return_dtype=pl.UInt8)
+        .alias("_code")
+    )
     if idx.len() == 0:
         return codes
     (first, first_failed), *rest = checks
@@ -281,7 +313,7 @@ def _parse(frame: pl.DataFrame, config: ValidationConfig, now: datetime) -> pl.D
     mapping = _event_mapping(frame["event_type"], config)
     frame = frame.with_columns(
         _event=pl.col("event_type").replace_strict(mapping, default=None, return_dtype=pl.String),
-        _timestamp=_fast_timestamp_expr("timestamp"),
+        _timestamp=_fast_timestamps(frame["timestamp"]),
         _quantity_raw=_strip("quantity"),
         _price_raw=_strip("price"),
         _value_raw=_strip("value"),
@@ -339,6 +371,7 @@ def _parse(frame: pl.DataFrame, config: ValidationConfig, now: datetime) -> pl.D
         ),
     ]
     return frame.with_columns(_reason_codes(frame, checks)).drop(
+        "_duplicate",
         "_bad_quantity",
         "_bad_price",
         "_bad_value",
@@ -362,7 +395,7 @@ def _flag_unknown_items(frame: pl.DataFrame, catalog_items: Collection[str]) -> 
 
 
 def _flag_bots(frame: pl.DataFrame, cap: int) -> tuple[pl.DataFrame, int]:
-    valid = frame.filter(pl.col("_code").is_null())
+    valid = frame.select("_customer", "_timestamp", "_code").filter(pl.col("_code").is_null())
     per_day = valid.group_by("_customer", pl.col("_timestamp").dt.date()).len()
     bots = per_day.filter(pl.col("len") > cap)["_customer"].unique()
     if bots.len() == 0:
@@ -387,7 +420,9 @@ def _apply_adjustments(frame: pl.DataFrame, config: ValidationConfig) -> tuple[p
         .then(pl.lit(code_cancel, pl.UInt8))
         .otherwise("_code")
     )
-    adjusted = frame.filter(pl.col("_code").is_in([code_return, code_cancel]))
+    adjusted = frame.select("_customer", "_item", "_quantity", "_code").filter(
+        pl.col("_code").is_in([code_return, code_cancel])
+    )
     stats = {
         "returns": int((adjusted["_code"] == code_return).sum()),
         "cancellations": int((adjusted["_code"] == code_cancel).sum()),
@@ -432,13 +467,12 @@ def _apply_adjustments(frame: pl.DataFrame, config: ValidationConfig) -> tuple[p
     stats["quantity_unmatched"] = float(owed["_owed"].sum()) - subtracted
     stats["purchases_removed"] = int(purchases["_new_code"].is_not_null().sum())
     stats["purchases_reduced"] = purchases.height - stats["purchases_removed"]
-    frame = (
-        frame.join(purchases.drop("_take"), on="row", how="left")
-        .with_columns(
-            _quantity=pl.coalesce("_new_quantity", "_quantity"),
-            _code=pl.coalesce("_code", "_new_code"),
-        )
-        .drop("_new_quantity", "_new_code")
+    # frame rows are input positions, so "row" indexes the columns directly
+    rows = purchases["row"]
+    removed = purchases.filter(pl.col("_new_code").is_not_null())
+    frame = frame.with_columns(
+        frame["_quantity"].clone().scatter(rows, purchases["_new_quantity"]),
+        frame["_code"].clone().scatter(removed["row"], removed["_new_code"]),
     )
     return frame, stats
 
@@ -464,17 +498,16 @@ def validate(
         if col not in raw.columns:
             raw = raw.with_columns(pl.lit(None, pl.String).alias(col))
 
+    frame = raw.with_row_index("row")
     if config.drop_duplicates and rows_in:
-        dup = _duplicate_mask(raw.select(original))
-        duplicates = int(dup.sum())
-        frame = raw.with_row_index("row").filter(~dup) if duplicates else raw.with_row_index("row")
+        frame = frame.with_columns(_duplicate_mask(raw.select(original)).alias("_duplicate"))
     else:
-        duplicates = 0
-        frame = raw.with_row_index("row")
+        frame = frame.with_columns(_duplicate=pl.lit(False))
     timings["duplicates"] = time.perf_counter() - clock
     clock = time.perf_counter()
 
     frame = _parse(frame, config, now)
+    duplicates = int((frame["_code"] == _DUPLICATE).sum())
     timings["parse"] = time.perf_counter() - clock
     clock = time.perf_counter()
 
@@ -484,13 +517,14 @@ def validate(
     if config.max_events_per_day is not None:
         frame, bots = _flag_bots(frame, config.max_events_per_day)
     adjustments: dict = {}
-    if config.returns == "apply":
+    if config.returns == "apply" and frame["_event"].is_in(list(config.adjustment_types)).any():
         frame, adjustments = _apply_adjustments(frame, config)
     timings["checks"] = time.perf_counter() - clock
     clock = time.perf_counter()
 
-    kept_mask = frame["_code"].is_null()
-    events = frame.filter(kept_mask).select(
+    # select the needed columns first so the filters copy only those
+    code = pl.col("_code")
+    events = frame.select(
         customer_id="_customer",
         item_id="_item",
         event_type="_event",
@@ -500,18 +534,19 @@ def validate(
         channel="_channel",
         session_id=pl.col("session_id"),
         value="_value",
-    )
-    events = events.cast(EVENT_SCHEMA)  # type: ignore[arg-type]
+    ).filter(frame["_code"].is_null())
+    if dict(events.schema) != EVENT_SCHEMA:
+        events = events.cast(EVENT_SCHEMA)  # type: ignore[arg-type]
     labels = pl.Series([r.value for r in _REASONS], dtype=pl.String)
-    quarantine = frame.filter(~kept_mask).select(
+    rejected = frame.select((code.is_not_null() & (code != _DUPLICATE)).arg_true()).to_series()
+    quarantine = frame.select(*original, "row", "_code")[rejected].select(
         *original,
         "row",
-        reason=pl.col("_code").replace_strict(
-            list(range(len(_REASONS))), labels, return_dtype=pl.String
-        ),
+        reason=code.replace_strict(list(range(len(_REASONS))), labels, return_dtype=pl.String),
     )
+    del frame
     timings["split"] = time.perf_counter() - clock
-    timings["total"] = time.perf_counter() - start
+    clock = time.perf_counter()
 
     by_reason = {str(r): int(n) for r, n in quarantine["reason"].value_counts().iter_rows() if n}
     by_event_type = {str(e): int(n) for e, n in events["event_type"].value_counts().iter_rows()}
@@ -530,6 +565,8 @@ def validate(
         adjustments=adjustments,
         timings=timings,
     )
+    timings["report"] = time.perf_counter() - clock
+    timings["total"] = time.perf_counter() - start
     report.check()
     return ValidationResult(events=events, quarantine=quarantine, report=report)
 

@@ -94,3 +94,36 @@ def test_clear_errors(tmp_path: Path) -> None:
     assert result.exit_code == 2 and "unknown layout" in result.output
     result = runner.invoke(app, ["build", str(tmp_path)])
     assert result.exit_code == 2 and "events.parquet" in result.output
+
+
+def test_synth_ingest_build_retailrocket(tmp_path: Path) -> None:
+    shop = tmp_path / "shop"
+    result = runner.invoke(
+        app, ["synth", "--size", "tiny", "--layout", "retailrocket", "--out", str(shop)]
+    )
+    assert result.exit_code == 0, result.output
+    assert (shop / "events.csv").exists() and (shop / "catalog.csv").exists()
+    data = tmp_path / "data"
+    result = runner.invoke(
+        app,
+        [
+            "ingest",
+            str(shop / "events.csv"),
+            "--layout",
+            "retailrocket",
+            "--catalog",
+            str(shop / "catalog.csv"),
+            "--out",
+            str(data),
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    report = json.loads((data / "report.json").read_text())
+    manifest = json.loads((shop / "manifest.json").read_text())
+    assert report["kept"] == manifest["expected"]["kept"]
+    result = runner.invoke(app, ["build", str(data), "--min-item-support", "2"])
+    assert result.exit_code == 0, result.output
+    meta = json.loads((data / "matrices" / "meta.json").read_text())
+    assert meta["nnz"] > 0 and meta["config"]["min_item_support"] == 2
+    result = runner.invoke(app, ["synth", "--size", "huge", "--out", str(shop)])
+    assert result.exit_code == 2 and "unknown size" in result.output

@@ -74,3 +74,38 @@ def test_load_customers(tmp_path: Path) -> None:
     assert sorted(customers.rows()) == [("c1", "FR", "gold"), ("c2", "DE", None)]
     with pytest.raises(SourceError, match="customer_id"):
         load_customers(path)
+
+
+@pytest.mark.parametrize("layout", ["canonical", "retailrocket"])
+def test_synthetic_dirty_shop_every_row_accounted(tmp_path: Path, layout: str) -> None:
+    from features.synth import SynthConfig, generate, write_shop
+
+    shop = generate(SynthConfig.preset("tiny", seed=3))
+    paths = write_shop(shop, tmp_path, layout=layout)  # type: ignore[arg-type]
+    expected = json.loads(paths["manifest"].read_text())["expected"]
+    result = ingest(paths["events"], layout=layout, catalog=paths["catalog"], out_dir=tmp_path)
+    report = result.report
+    assert 0.015 < (report.duplicates + report.quarantined) / report.rows_in < 0.025  # ~2%
+    assert report.rows_in == expected["rows_in"]
+    assert report.kept == expected["kept"]
+    assert report.duplicates == expected["duplicates"]
+    assert report.quarantined == expected["quarantined"]
+    assert report.by_reason == expected["by_reason"]
+    quarantine = pl.read_parquet(tmp_path / "quarantine.parquet")
+    assert quarantine["reason"].null_count() == 0
+    assert quarantine["row"].n_unique() == quarantine.height
+    # every quarantined row is the file's row at that position, unchanged
+    raw = pl.read_csv(paths["events"], infer_schema=False)
+    originals = raw.with_row_index("row").join(
+        quarantine.select("row"), on="row", how="semi", maintain_order="left"
+    )
+    raw_columns = list(raw.columns)
+    if layout == "retailrocket":
+        renamed = {"visitorid": "customer_id", "event": "event_type", "itemid": "item_id"}
+        raw_columns = [renamed.get(c, c) for c in raw.columns]
+        originals = originals.rename(renamed)
+    assert (
+        quarantine.sort("row")
+        .select("row", *raw_columns)
+        .equals(originals.select("row", *raw_columns).cast({"row": pl.UInt32}))
+    )
