@@ -15,6 +15,7 @@ Bars (issue 2): events_per_s >= 1,500,000 (goal 2,000,000), peak_rss_mb <= 3072.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import platform
@@ -37,11 +38,15 @@ BAR_PEAK_RSS_MB = 3072
 
 def prepare() -> tuple[Path, int]:
     """The benchmark file (generated once, cached) and its number of data rows."""
+    import features.synth
     from features.synth import SynthConfig, generate, write_shop
 
     config = SynthConfig.preset("bench")
     stamp = OUT / "config.json"
-    wanted = json.dumps(config.to_dict(), sort_keys=True, default=str)
+    generator = hashlib.sha256(Path(features.synth.__file__).read_bytes()).hexdigest()
+    wanted = json.dumps(
+        {"config": config.to_dict(), "generator": generator}, sort_keys=True, default=str
+    )
     events = OUT / "events.csv"
     if not (events.exists() and stamp.exists() and stamp.read_text() == wanted):
         print(f"generating {config.n_events:,} events into {OUT} (cached for later runs)")
