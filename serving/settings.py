@@ -41,6 +41,11 @@ class Settings(BaseSettings):
     )
     redis_prefix: str = Field(default="recsys", description="Key prefix of the store.")
     redis_timeout_s: float = Field(default=0.25, gt=0, description="Socket timeout of Redis calls.")
+    fast_redis: bool = Field(
+        default=True,
+        description="Hot-path reads on one multiplexed hiredis connection (see "
+        "serving.api.fastredis); false: redis-py for everything.",
+    )
     redis_max_connections: int = Field(default=64, ge=1)
     breaker_failures: int = Field(
         default=3, ge=1, description="Consecutive Redis failures that open the circuit breaker."

@@ -15,6 +15,7 @@ import logging
 import time
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import redis
 import redis.asyncio
@@ -23,6 +24,7 @@ from redis.backoff import NoBackoff
 
 from serving import fallback as local
 from serving.api.breaker import CircuitBreaker
+from serving.api.fastredis import FastRedis
 from serving.api.metrics import Metrics
 from serving.connection import redis_url
 from serving.rerank import (
@@ -367,18 +369,23 @@ class RecommendationService:
         return out
 
 
-def _client(settings: Settings) -> redis.asyncio.Redis:
-    """An asyncio Redis client with short timeouts and no retries (the breaker retries)."""
+def _client(settings: Settings) -> Any:
+    """An asyncio Redis client with short timeouts and no retries (the breaker retries);
+    hot-path reads go through :class:`serving.api.fastredis.FastRedis` unless disabled."""
+    url = redis_url(settings.redis_url)
     pool = redis.asyncio.BlockingConnectionPool.from_url(
-        redis_url(settings.redis_url),
+        url,
         max_connections=settings.redis_max_connections,
         timeout=settings.redis_timeout_s,  # waiting for a free connection
         socket_timeout=settings.redis_timeout_s,
         socket_connect_timeout=settings.redis_timeout_s,
     )
-    return redis.asyncio.Redis(
+    client = redis.asyncio.Redis(
         connection_pool=pool, decode_responses=False, retry=Retry(NoBackoff(), 0)
     )
+    if settings.fast_redis:
+        return FastRedis(url, client, settings.redis_timeout_s)
+    return client
 
 
 def _replace(request: RerankRequest, **changes: object) -> RerankRequest:

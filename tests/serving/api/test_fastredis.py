@@ -1,0 +1,77 @@
+"""The lean hot-path transport gives exactly redis-py's replies, and fails like it."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+import redis
+import redis.asyncio
+
+from serving.api.fastredis import FastRedis
+
+
+def test_same_replies_as_redis_py(redis_url: str, redis_prefix: str) -> None:
+    k = f"{redis_prefix}:fr"
+
+    async def main() -> None:
+        plain = redis.asyncio.Redis.from_url(redis_url)
+        fast = FastRedis(redis_url, redis.asyncio.Redis.from_url(redis_url), timeout=2.0)
+        await plain.set(f"{k}:s", b"\x00\x01bin")
+        await plain.rpush(f"{k}:l", b"a", b"b", b"c")
+        await plain.sadd(f"{k}:set", b"x", b"y")
+        await plain.hset(f"{k}:h", mapping={b"f": b"1", b"g": b"2"})
+        await plain.zadd(f"{k}:z", {b"m1": 1.5, b"m2": 3.0})
+
+        def plan(pipe: object) -> None:
+            p: object = pipe
+            p.get(f"{k}:s")  # type: ignore[attr-defined]
+            p.get(f"{k}:missing")  # type: ignore[attr-defined]
+            p.lrange(f"{k}:l", 0, 1)  # type: ignore[attr-defined]
+            p.smembers(f"{k}:set")  # type: ignore[attr-defined]
+            p.hgetall(f"{k}:h")  # type: ignore[attr-defined]
+            p.zrange(f"{k}:z", 0, -1, withscores=True)  # type: ignore[attr-defined]
+
+        expected_pipe = plain.pipeline(transaction=False)
+        plan(expected_pipe)
+        fast_pipe = fast.pipeline(transaction=False)
+        plan(fast_pipe)
+        expected, got = await expected_pipe.execute(), await fast_pipe.execute()
+        assert got == expected
+        # many concurrent requests on the one connection each get their own replies
+        results = await asyncio.gather(
+            *(_get(fast, f"{k}:s") for _ in range(50)), _get(fast, f"{k}:missing")
+        )
+        assert results == [[b"\x00\x01bin"]] * 50 + [[None]]
+        # other commands go through redis-py unchanged
+        pipe = fast.pipeline(transaction=False)
+        pipe.incr(f"{k}:n")
+        pipe.get(f"{k}:n")
+        assert await pipe.execute() == [1, b"1"]
+        assert await fast.get(f"{k}:s") == b"\x00\x01bin"  # attribute delegation
+        # an error reply is raised, like redis-py
+        pipe = fast.pipeline(transaction=False)
+        pipe.lrange(f"{k}:s", 0, 1)  # wrong type
+        with pytest.raises(redis.exceptions.ResponseError):
+            await pipe.execute()
+        await fast.aclose()
+        await plain.aclose()
+
+    asyncio.run(main())
+
+
+async def _get(fast: FastRedis, key: str) -> list[object]:
+    pipe = fast.pipeline(transaction=False)
+    pipe.get(key)
+    return await pipe.execute()
+
+
+def test_unreachable_server_is_a_connection_error(tmp_path: object) -> None:
+    url = "unix:///nonexistent/redis.sock"
+
+    async def main() -> None:
+        fast = FastRedis(url, redis.asyncio.Redis.from_url(url), timeout=0.5)
+        with pytest.raises(redis.exceptions.ConnectionError):
+            await _get(fast, "k")
+
+    asyncio.run(main())
