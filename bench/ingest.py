@@ -96,16 +96,23 @@ def worker(path: Path) -> dict[str, Any]:
     from features.interactions import InteractionConfig
     from features.matrices import build_matrices
 
+    def cpu() -> float:
+        usage = resource.getrusage(resource.RUSAGE_SELF)
+        return usage.ru_utime + usage.ru_stime
+
+    cpu_start = cpu()
     start = time.perf_counter()
     result = ingest(path, layout="retailrocket")
     ingested = time.perf_counter()
     ingest_rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
     matrices = build_matrices(result.events, InteractionConfig())
     built = time.perf_counter()
+    cpu_s = cpu() - cpu_start
     report = result.report
     timings = report.timings
     return {
         "seconds": built - start,
+        "cpu_s": cpu_s,
         "read_s": timings.get("read", 0.0),
         "validate_s": timings.get("total", 0.0),
         "ingest_s": ingested - start,
@@ -154,7 +161,8 @@ def main(record: bool) -> dict[str, Any]:
     )
 
     table = Table(title=f"ingest benchmark: {rows:,} RetailRocket rows, {os.cpu_count()} cores")
-    for col in ("run", "read s", "validate s", "build s", "total s", "events/s", "peak RSS MB"):
+    columns = ("run", "read s", "validate s", "build s", "total s", "CPU s", "events/s")
+    for col in (*columns, "peak RSS MB"):
         table.add_column(col, justify="right")
     for i, r in enumerate(runs, 1):
         table.add_row(
@@ -163,10 +171,21 @@ def main(record: bool) -> dict[str, Any]:
             f"{r['validate_s']:.2f}",
             f"{r['build_s']:.2f}",
             f"{r['seconds']:.2f}",
+            f"{r['cpu_s']:.2f}",
             f"{rows / r['seconds']:,.0f}",
             f"{r['peak_rss_mb']:,.0f}",
         )
-    table.add_row("median", "", "", "", f"{median:.2f}", f"{events_per_s:,.0f}", f"{peak:,.0f}")
+    cpu_median = statistics.median(r["cpu_s"] for r in runs)
+    table.add_row(
+        "median",
+        "",
+        "",
+        "",
+        f"{median:.2f}",
+        f"{cpu_median:.2f}",
+        f"{events_per_s:,.0f}",
+        f"{peak:,.0f}",
+    )
     console = Console()
     console.print(table)
     first = runs[0]
@@ -195,6 +214,8 @@ def main(record: bool) -> dict[str, Any]:
         "read_s": round(statistics.median(r["read_s"] for r in runs), 3),
         "validate_s": round(statistics.median(r["validate_s"] for r in runs), 3),
         "build_s": round(statistics.median(r["build_s"] for r in runs), 3),
+        "cpu_s": round(cpu_median, 3),
+        "load_avg_1m": round(os.getloadavg()[0], 2),
         "arrow_rows_per_s": round(arrow_per_s),
         "ratio_to_arrow": round(events_per_s / arrow_per_s, 3),
         "runs": RUNS,

@@ -216,8 +216,8 @@ def _event_mapping(raw: pl.Series, config: ValidationConfig) -> dict[str, str | 
 
 
 def _number(col: str) -> tuple[pl.Expr, pl.Expr]:
-    """(parsed Float64 or null, raw present but not a finite number) for a stripped column."""
-    raw = pl.col(col)
+    """(parsed Float64 or null, raw present but not a finite number)."""
+    raw = pl.col(col).str.strip_chars()
     parsed = raw.cast(pl.Float64, strict=False)
     bad = raw.is_not_null() & (raw != "") & (parsed.is_null() | ~parsed.is_finite())
     return pl.when(bad).then(None).otherwise(parsed), bad
@@ -267,21 +267,14 @@ def _clean_ids(frame: pl.DataFrame, col: str, config: ValidationConfig) -> pl.Da
 
 
 def _reason_codes(frame: pl.DataFrame, checks: Sequence[tuple[Reason, pl.Expr]]) -> pl.Series:
-    """The code of the first failing check per row (null when all pass, ``_DUPLICATE`` for a
-    duplicate row, whatever else it fails).
+    """The code of the first failing check per row (null when all pass).
 
     One cheap pass finds the rows failing any check; the ordered when/then chain that names
     the reason runs on those rows only.
     """
-    failing = frame.select(
-        pl.any_horizontal([failed for _, failed in checks]).fill_null(False) & ~pl.col("_duplicate")
-    )
+    failing = frame.select(pl.any_horizontal([failed for _, failed in checks]).fill_null(False))
     idx = failing.to_series().arg_true()
-    codes = (
-        frame["_duplicate"]
-        .replace_strict([True, False], [_DUPLICATE, None], return_dtype=pl.UInt8)
-        .alias("_code")
-    )
+    codes = pl.repeat(None, frame.height, dtype=pl.UInt8, eager=True).alias("_code")
     if idx.len() == 0:
         return codes
     (first, first_failed), *rest = checks
@@ -310,40 +303,31 @@ def _strip(col: str) -> pl.Expr:
 
 
 def _parse(frame: pl.DataFrame, config: ValidationConfig, now: datetime) -> pl.DataFrame:
-    """Add parsed columns (prefixed ``_``) and the reason code ``_code``."""
+    """Add parsed columns (prefixed ``_``) and the reason code ``_code``.
+
+    Checks that cannot fail are skipped: a column the source does not fill (all null, e.g.
+    price in RetailRocket) is not parsed.
+    """
+    empty = {c for c in ("quantity", "price", "value", "channel") if _all_null(frame, c)}
     mapping = _event_mapping(frame["event_type"], config)
+    present = {name for name in mapping.values() if name is not None}
+    adjustments = [t for t in config.adjustment_types if t in present]
+    value_required = [t for t in config.value_required_types if t in present]
+    positive_quantity = [t for t in config.positive_quantity_types if t in present]
+
     frame = frame.with_columns(
         _event=pl.col("event_type").replace_strict(mapping, default=None, return_dtype=pl.String),
         _timestamp=_fast_timestamps(frame["timestamp"]),
-        _quantity_raw=_strip("quantity"),
-        _price_raw=_strip("price"),
-        _value_raw=_strip("value"),
-        _channel=_strip("channel").str.to_lowercase(),
+        _channel=pl.lit(None, pl.String)
+        if "channel" in empty
+        else _strip("channel").str.to_lowercase(),
     )
     frame = _clean_ids(frame, "customer_id", config)
     frame = _clean_ids(frame, "item_id", config)
     frame = frame.with_columns(
         _complete_timestamps(frame["_timestamp"], frame["timestamp"], config.timestamp_formats)
     )
-    quantity, bad_quantity = _number("_quantity_raw")
-    price, bad_price = _number("_price_raw")
-    value, bad_value = _number("_value_raw")
     event = pl.col("_event")
-    adjustments = list(config.adjustment_types)
-    quantity = (
-        pl.when(event.is_in(adjustments)).then(quantity.abs()).otherwise(quantity)
-    ).fill_null(config.default_quantity)
-    frame = frame.with_columns(
-        _quantity=quantity,
-        _price=price,
-        _value=value,
-        _bad_quantity=bad_quantity,
-        _bad_price=bad_price,
-        _bad_value=bad_value,
-    ).drop("_quantity_raw", "_price_raw", "_value_raw")
-
-    event_raw = pl.col("event_type")
-    ts_raw = pl.col("timestamp")
     ts = pl.col("_timestamp")
     checks: list[tuple[Reason, pl.Expr]] = [
         (
@@ -352,35 +336,55 @@ def _parse(frame: pl.DataFrame, config: ValidationConfig, now: datetime) -> pl.D
         ),
         (Reason.MISSING_ITEM_ID, pl.col("_item_missing")),
         (Reason.INVALID_ID, pl.col("_customer_invalid") | pl.col("_item_invalid")),
-        (Reason.MISSING_EVENT_TYPE, event_raw.is_null() | (event_raw.str.len_bytes() == 0)),
+        (Reason.MISSING_EVENT_TYPE, _blank("event_type")),
         (Reason.UNKNOWN_EVENT_TYPE, event.is_null()),
-        (Reason.MISSING_TIMESTAMP, ts_raw.is_null() | (ts_raw.str.len_bytes() == 0)),
+        (Reason.MISSING_TIMESTAMP, _blank("timestamp")),
         (Reason.BAD_TIMESTAMP, ts.is_null()),
         (Reason.FUTURE_TIMESTAMP, ts > pl.lit(now + config.future_tolerance, _TS)),
         (Reason.OLD_TIMESTAMP, ts < pl.lit(config.min_timestamp, _TS)),
-        (Reason.BAD_QUANTITY, pl.col("_bad_quantity")),
-        (
-            Reason.NON_POSITIVE_QUANTITY,
-            event.is_in(list(config.positive_quantity_types)) & (pl.col("_quantity") <= 0),
-        ),
-        (Reason.BAD_PRICE, pl.col("_bad_price")),
-        (Reason.NEGATIVE_PRICE, pl.col("_price") < 0),
-        (
-            Reason.BAD_VALUE,
-            pl.col("_bad_value")
-            | (event.is_in(list(config.value_required_types)) & pl.col("_value").is_null()),
-        ),
     ]
-    return frame.with_columns(_reason_codes(frame, checks)).drop(
-        "_duplicate",
-        "_bad_quantity",
-        "_bad_price",
-        "_bad_value",
-        "_customer_missing",
-        "_customer_invalid",
-        "_item_missing",
-        "_item_invalid",
-    )
+    numbers: dict[str, pl.Expr] = {}
+    for col in ("quantity", "price", "value"):
+        if col in empty:
+            numbers[f"_{col}"] = pl.lit(None, pl.Float64)
+        else:
+            parsed, bad = _number(col)
+            numbers[f"_{col}"], numbers[f"_bad_{col}"] = parsed, bad
+    if adjustments and "quantity" not in empty:
+        numbers["_quantity"] = (
+            pl.when(event.is_in(adjustments)).then(numbers["_quantity"].abs())
+        ).otherwise(numbers["_quantity"])
+    numbers["_quantity"] = numbers["_quantity"].fill_null(config.default_quantity)
+    frame = frame.with_columns(**numbers)
+    if "quantity" not in empty:
+        checks.append((Reason.BAD_QUANTITY, pl.col("_bad_quantity")))
+    if positive_quantity and ("quantity" not in empty or config.default_quantity <= 0):
+        checks.append(
+            (
+                Reason.NON_POSITIVE_QUANTITY,
+                event.is_in(positive_quantity) & (pl.col("_quantity") <= 0),
+            )
+        )
+    if "price" not in empty:
+        checks.append((Reason.BAD_PRICE, pl.col("_bad_price")))
+        checks.append((Reason.NEGATIVE_PRICE, pl.col("_price") < 0))
+    bad_value = [pl.col("_bad_value")] if "value" not in empty else []
+    if value_required:
+        bad_value.append(event.is_in(value_required) & pl.col("_value").is_null())
+    if bad_value:
+        checks.append((Reason.BAD_VALUE, pl.any_horizontal(bad_value)))
+    helpers = [
+        c for c in frame.columns if c.startswith("_bad_") or c.endswith(("_missing", "_invalid"))
+    ]
+    return frame.with_columns(_reason_codes(frame, checks)).drop(helpers)
+
+
+def _all_null(frame: pl.DataFrame, col: str) -> bool:
+    return frame[col].null_count() == frame.height
+
+
+def _blank(col: str) -> pl.Expr:
+    return pl.col(col).is_null() | (pl.col(col).str.len_bytes() == 0)
 
 
 def _flag_unknown_items(frame: pl.DataFrame, catalog_items: Collection[str]) -> pl.DataFrame:
@@ -499,17 +503,23 @@ def validate(
         if col not in raw.columns:
             raw = raw.with_columns(pl.lit(None, pl.String).alias(col))
 
-    frame = raw.with_row_index("row")
-    if config.drop_duplicates and rows_in:
-        frame = frame.with_columns(_duplicate_mask(raw.select(original)).alias("_duplicate"))
-    else:
-        frame = frame.with_columns(_duplicate=pl.lit(False))
-    timings["duplicates"] = time.perf_counter() - clock
-    clock = time.perf_counter()
-
-    frame = _parse(frame, config, now)
-    duplicates = int((frame["_code"] == _DUPLICATE).sum())
-    timings["parse"] = time.perf_counter() - clock
+    # The duplicate search (hashing + a numpy sort) runs beside the parsing.
+    with ThreadPoolExecutor(1) as pool:
+        found = (
+            pool.submit(_timed, _duplicate_mask, raw.select(original))
+            if config.drop_duplicates and rows_in
+            else None
+        )
+        frame = _parse(raw.with_row_index("row"), config, now)
+        timings["parse"] = time.perf_counter() - clock
+        duplicates = 0
+        if found is not None:
+            dup, timings["duplicates"] = found.result()
+            duplicates = int(dup.sum())
+            if duplicates:
+                frame = frame.with_columns(
+                    _code=pl.when(dup).then(pl.lit(_DUPLICATE, pl.UInt8)).otherwise("_code")
+                )
     clock = time.perf_counter()
 
     if catalog_items is not None:
@@ -573,6 +583,11 @@ def validate(
     timings["total"] = time.perf_counter() - start
     report.check()
     return ValidationResult(events=events, quarantine=quarantine, report=report)
+
+
+def _timed(function: Any, *args: Any) -> tuple[Any, float]:
+    start = time.perf_counter()
+    return function(*args), time.perf_counter() - start
 
 
 def _counts(values: pl.Series) -> dict[str, int]:
