@@ -77,18 +77,48 @@ def _read_csv_file(
     encoding: str,
     columns: Sequence[str] | None,
 ) -> pl.DataFrame:
-    frame = pl.read_csv(
-        path,
-        infer_schema=False,
-        separator=separator,
-        has_header=has_header,
-        new_columns=list(new_columns) if new_columns else None,
-        quote_char=quote_char,
-        encoding=encoding,  # type: ignore[arg-type]
-        columns=list(columns) if columns else None,
-        truncate_ragged_lines=True,
-    )
+    try:
+        frame = pl.read_csv(
+            path,
+            infer_schema=False,
+            separator=separator,
+            has_header=has_header,
+            new_columns=list(new_columns) if new_columns else None,
+            quote_char=quote_char,
+            encoding=encoding,  # type: ignore[arg-type]
+            columns=list(columns) if columns else None,
+        )
+    except pl.exceptions.NoDataError:
+        raise SourceError(f"{path} is empty (not even a header line)") from None
+    except pl.exceptions.ComputeError as error:
+        if "more fields" not in str(error):
+            raise SourceError(f"cannot read {path} as CSV: {error}") from None
+        line = _first_ragged_line(path, separator, quote_char)
+        raise SourceError(
+            f"{path}: line {line} has more fields than the header; fix or remove it "
+            "(no row is dropped silently)"
+        ) from None
     return frame.rename({c: _clean_name(c) for c in frame.columns if _clean_name(c) != c})
+
+
+def _first_ragged_line(path: Path, separator: str, quote_char: str | None) -> int | None:
+    """The 1-based number of the first line with more fields than the first (error path)."""
+    import csv
+
+    with path.open(newline="", encoding="utf-8", errors="replace") as handle:
+        reader = csv.reader(
+            handle,
+            delimiter=separator,
+            quotechar=quote_char or '"',
+            quoting=csv.QUOTE_MINIMAL if quote_char else csv.QUOTE_NONE,
+        )
+        width = None
+        for row in reader:
+            if width is None:
+                width = len(row)
+            elif len(row) > width:
+                return reader.line_num
+    return None
 
 
 def _read_parquet_file(path: Path, columns: Sequence[str] | None) -> pl.DataFrame:

@@ -56,6 +56,22 @@ def test_errors_are_clear(tmp_path: Path) -> None:
     (tmp_path / "data.xlsx").write_text("x")
     with pytest.raises(SourceError, match="format"):
         read_raw(tmp_path / "data.xlsx")
+    (tmp_path / "empty.csv").write_text("")
+    with pytest.raises(SourceError, match="empty"):
+        read_raw(tmp_path / "empty.csv")
+    (tmp_path / "ragged.csv").write_text('a,b\n1,2\n"x,y",3\n3,4,5\n6\n')
+    with pytest.raises(SourceError, match="line 4 has more fields"):
+        read_raw(tmp_path / "ragged.csv")
+
+
+def test_header_only_file_validates_to_an_empty_report(tmp_path: Path) -> None:
+    from features.validate import validate
+
+    path = tmp_path / "events.csv"
+    path.write_text("customer_id,item_id,event_type,timestamp\n")
+    result = validate(read_raw(path))
+    assert result.report.rows_in == 0 and result.report.accounted
+    assert result.events.height == 0 and result.quarantine.height == 0
 
 
 def test_parse_mapping() -> None:
