@@ -115,8 +115,12 @@ def synth(
         _step(progress, f"writing {layout} {fmt}")
         files = write_shop(shop, out, layout=layout, fmt=fmt)  # type: ignore[arg-type]
         _done(progress)
-    rows = [
-        ("events", f"{shop.events.height:,}"),
+    rows = [("events (clean)", f"{shop.events.height:,}")]
+    if "manifest" in files:
+        manifest = json.loads(Path(files["manifest"]).read_text())
+        rows.append(("rows written", f"{manifest['rows']:,}"))
+        rows.append(("dirty rows", f"{manifest['dirty_rows']:,} {manifest['dirty']}"))
+    rows += [
         ("customers", f"{shop.customers.height:,}"),
         ("items", f"{shop.catalog.height:,}"),
         ("layout", layout),
