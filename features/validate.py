@@ -316,7 +316,7 @@ def _parse(frame: pl.DataFrame, config: ValidationConfig, now: datetime) -> pl.D
     positive_quantity = [t for t in config.positive_quantity_types if t in present]
 
     frame = frame.with_columns(
-        _event=pl.col("event_type").replace_strict(mapping, default=None, return_dtype=pl.String),
+        _event=_map_values("event_type", mapping),
         _timestamp=_fast_timestamps(frame["timestamp"]),
         _channel=pl.lit(None, pl.String)
         if "channel" in empty
@@ -377,6 +377,22 @@ def _parse(frame: pl.DataFrame, config: ValidationConfig, now: datetime) -> pl.D
         c for c in frame.columns if c.startswith("_bad_") or c.endswith(("_missing", "_invalid"))
     ]
     return frame.with_columns(_reason_codes(frame, checks)).drop(helpers)
+
+
+def _map_values(col: str, mapping: Mapping[str, str | None]) -> pl.Expr:
+    """Map a string column through ``mapping`` (unmapped or None -> null).
+
+    A handful of values (event names) compare faster as a when/then chain than as a hash
+    lookup; many values use ``replace_strict``.
+    """
+    pairs = [(raw, name) for raw, name in mapping.items() if name is not None]
+    if not pairs or len(pairs) > 16:
+        return pl.col(col).replace_strict(mapping, default=None, return_dtype=pl.String)
+    (raw, name), *rest = pairs
+    chain: Any = pl.when(pl.col(col) == raw).then(pl.lit(name))
+    for raw, name in rest:
+        chain = chain.when(pl.col(col) == raw).then(pl.lit(name))
+    return chain.otherwise(pl.lit(None, pl.String))
 
 
 def _all_null(frame: pl.DataFrame, col: str) -> bool:
