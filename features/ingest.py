@@ -140,6 +140,12 @@ def ingest(
         chosen.config(config),
         catalog_items=None if catalog_frame is None else catalog_frame["item_id"],
     )
+    # exports carrying item/customer details inline (UCI) yield them when none is given;
+    # a derived catalog never makes items unknown
+    if catalog_frame is None and chosen.derive_catalog is not None:
+        catalog_frame = load_catalog(chosen.derive_catalog(raw))
+    if customer_frame is None and chosen.derive_customers is not None:
+        customer_frame = load_customers(chosen.derive_customers(raw))
     result.report.source = str(path)
     result.report.layout = layout
     result.report.timings = {"read": read_seconds, **result.report.timings}

@@ -11,7 +11,9 @@ guests). Values stay as the export wrote them wherever possible; validation does
 - ``uci_online_retail``: invoice lines -- InvoiceNo (``C`` prefix = cancellation), StockCode
   (the item), Description, Quantity (negative = return), InvoiceDate (``12/1/2010 8:26``),
   UnitPrice, CustomerID (missing = guest, often written ``17850.0``), Country. The
-  2009-2011 release's names (Invoice, Price, Customer ID) are accepted too.
+  2009-2011 release's names (Invoice, Price, Customer ID) are accepted too. Without a
+  catalog file, ingestion derives one (title, price) and a customers table (country) from
+  the lines.
 - ``movielens``: ``ratings.csv`` (userId,movieId,rating,timestamp), ``u.data`` (tab
   separated, no header) or ``ratings.dat`` (``::`` separated). A rating >= the threshold is
   ``rating_pos``, below it ``rating_neg``; the rating goes into ``value``.
@@ -48,6 +50,9 @@ class Layout:
     timestamp_formats: tuple[str, ...] = ()
     missing_customer_is_guest: bool = False
     value_required_types: tuple[str, ...] = ()
+    derive_catalog: Callable[[pl.DataFrame], pl.DataFrame] | None = None
+    """Raw frame -> catalog rows (strings), for exports that carry item details inline."""
+    derive_customers: Callable[[pl.DataFrame], pl.DataFrame] | None = None
 
     def config(self, base: ValidationConfig | None = None) -> ValidationConfig:
         """``base`` (or the defaults) completed with what this layout needs."""
@@ -145,6 +150,32 @@ def read_uci_online_retail(
     )
 
 
+def uci_catalog(raw: pl.DataFrame) -> pl.DataFrame:
+    """Catalog rows from UCI invoice lines: per StockCode the most frequent Description as
+    title and the median positive UnitPrice as price (strings, for ``load_catalog``)."""
+    price = pl.col("price").str.strip_chars().cast(pl.Float64, strict=False)
+    return (
+        raw.filter(pl.col("item_id").is_not_null())
+        .group_by("item_id")
+        .agg(
+            title=pl.col("description").drop_nulls().mode().sort().first(),
+            price=price.filter(price > 0).median(),
+        )
+        .sort("item_id")
+        .with_columns(pl.col("price").round(2).cast(pl.String))
+    )
+
+
+def uci_customers(raw: pl.DataFrame) -> pl.DataFrame:
+    """Customer rows from UCI invoice lines: the country of each customer's last line."""
+    return (
+        raw.filter(pl.col("customer_id").is_not_null() & (pl.col("customer_id") != ""))
+        .group_by("customer_id", maintain_order=True)
+        .agg(country=pl.col("country").drop_nulls().last())
+        .sort("customer_id")
+    )
+
+
 # --- MovieLens -----------------------------------------------------------------------------
 
 MOVIELENS_COLUMNS = ["userId", "movieId", "rating", "timestamp"]
@@ -221,6 +252,8 @@ LAYOUTS: dict[str, Layout] = {
         read_uci_online_retail,
         timestamp_formats=("%m/%d/%Y %H:%M", "%m/%d/%Y %H:%M:%S"),
         missing_customer_is_guest=True,
+        derive_catalog=uci_catalog,
+        derive_customers=uci_customers,
     ),
     "movielens": Layout(
         "movielens",

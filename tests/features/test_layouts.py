@@ -86,6 +86,21 @@ def test_uci_online_retail_invoice_lines() -> None:
     assert "ASSORTED COLOUR BIRD ORNAMENT, LARGE" in descriptions
 
 
+def test_uci_catalog_and_customers_from_the_invoice_lines(tmp_path: Path) -> None:
+    ingest(FIXTURES / "uci_online_retail.csv", layout="uci_online_retail", out_dir=tmp_path)
+    catalog = pl.read_parquet(tmp_path / "catalog.parquet")
+    bird = catalog.filter(pl.col("item_id") == "84879").row(0, named=True)
+    assert bird["title"] == "ASSORTED COLOUR BIRD ORNAMENT, LARGE"
+    assert bird["price"] == pytest.approx(1.69)
+    assert catalog.filter(pl.col("item_id") == "B")["price"].item() is None  # only < 0
+    customers = pl.read_parquet(tmp_path / "customers.parquet")
+    assert customers.rows() == [
+        ("13047", "United Kingdom"),
+        ("14688", "France"),
+        ("17850", "United Kingdom"),
+    ]
+
+
 def test_uci_cancellations_can_be_recorded_instead_of_applied() -> None:
     result = ingest(
         FIXTURES / "uci_online_retail.csv",
