@@ -303,7 +303,7 @@ def _build_catalog(config: SynthConfig, rng: np.random.Generator) -> tuple[pl.Da
     rank = rng.permutation(n)
     popularity = (rank + 1.0) ** -config.popularity_exponent
     median = np.array([CATEGORY_TREE[t][0] for t in tops])[top_of_item]
-    price = np.round(np.maximum(median * rng.lognormal(0.0, 0.6, n), 0.5)) - 0.01
+    price = np.maximum(np.round(median * rng.lognormal(0.0, 0.6, n)), 1.0) - 0.01
     repeatable = np.array([CATEGORY_TREE[t][1] for t in tops])[top_of_item]
     start_s = int(config.start.timestamp())
     is_new = rng.random(n) < config.new_item_share
