@@ -513,7 +513,12 @@ def validate(
     start = clock = time.perf_counter()
 
     raw = _with_row_and_columns(raw)
+    # extra columns named like our working columns ("row", "reason", "_...") are carried
+    # under a safe name and given back in the quarantine (as "source_<name>" if clashing)
+    safe = {c: f"~{c}" for c in raw.columns if c in ("row", "reason") or c.startswith("_")}
+    raw = raw.rename(safe)
     original = raw.columns
+    shown = {f"~{c}": (f"source_{c}" if c in ("row", "reason") else c) for c in safe}
     rows_in = raw.height
     for col in EVENT_SCHEMA:
         if col not in raw.columns:
@@ -567,7 +572,7 @@ def validate(
     labels = pl.Series([r.value for r in _REASONS], dtype=pl.String)
     rejected = frame.select((code.is_not_null() & (code != _DUPLICATE)).arg_true()).to_series()
     quarantine = frame.select(*original, "row", "_code")[rejected].select(
-        *original,
+        *[pl.col(c).alias(shown.get(c, c)) for c in original],
         "row",
         reason=code.replace_strict(list(range(len(_REASONS))), labels, return_dtype=pl.String),
     )

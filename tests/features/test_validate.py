@@ -193,6 +193,18 @@ def test_returns_recorded_as_events() -> None:
     ]
 
 
+def test_extra_columns_named_like_working_columns_are_kept() -> None:
+    raw = raw_events([{"customer_id": None}, {}]).with_columns(
+        row=pl.lit("r"), reason=pl.lit("x"), _id=pl.Series(["a", "b"]), _code=pl.lit("c")
+    )
+    result = validate(raw, ValidationConfig(now=NOW))
+    quarantine = result.quarantine.row(0, named=True)
+    assert quarantine["row"] == 0 and quarantine["reason"] == "missing_customer_id"
+    assert quarantine["source_row"] == "r" and quarantine["source_reason"] == "x"
+    assert quarantine["_id"] == "a" and quarantine["_code"] == "c"
+    assert result.events.height == 1
+
+
 def test_missing_required_column_is_a_clear_error() -> None:
     raw = raw_events([{}]).drop("item_id")
     with pytest.raises(ValueError, match="item_id"):
