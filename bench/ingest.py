@@ -163,6 +163,19 @@ def main(record: bool) -> dict[str, Any]:
         r["accounted"] and r["rows_in"] == rows == r["kept"] + r["quarantined"] + r["duplicates"]
         for r in runs
     )
+    # the generator's manifest says what a validator must find
+    expected = json.loads((OUT / "manifest.json").read_text())["expected"]
+    matches_manifest = all(
+        (r["rows_in"], r["kept"], r["duplicates"], r["quarantined"], r["by_reason"])
+        == (
+            expected["rows_in"],
+            expected["kept"],
+            expected["duplicates"],
+            expected["quarantined"],
+            expected["by_reason"],
+        )
+        for r in runs
+    )
 
     table = Table(title=f"ingest benchmark: {rows:,} RetailRocket rows, {os.cpu_count()} cores")
     columns = ("run", "read s", "validate s", "build s", "total s", "CPU s", "events/s")
@@ -199,6 +212,7 @@ def main(record: bool) -> dict[str, Any]:
         f"{first['shape'][1]:,} ({first['nnz']:,} nnz)"
     )
     console.print(f"reasons: {first['by_reason']}")
+    console.print(f"counts match the generator's manifest: {matches_manifest}")
     console.print(
         f"baseline: Arrow CSV reader alone {arrow_s:.2f}s = {arrow_per_s:,.0f} rows/s; "
         f"full pipeline at {events_per_s / arrow_per_s:.2f}x of it"
@@ -215,6 +229,7 @@ def main(record: bool) -> dict[str, Any]:
         "median_s": round(median, 3),
         "peak_rss_mb": round(peak, 1),
         "rows_accounted": accounted,
+        "matches_manifest": matches_manifest,
         "read_s": round(statistics.median(r["read_s"] for r in runs), 3),
         "validate_s": round(statistics.median(r["validate_s"] for r in runs), 3),
         "build_s": round(statistics.median(r["build_s"] for r in runs), 3),
