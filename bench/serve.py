@@ -53,6 +53,7 @@ SATURATION_S = 5
 RATE = 1000
 HEY_PROCS, HEY_WORKERS = 5, 4  # 5 x 4 workers x 50 req/s = 1,000 req/s
 RATE_S = 10
+WORKERS = int(os.environ.get("BENCH_WORKERS", "2"))  # uvicorn workers: one per core
 BARS = {
     "publish_customers_per_s": (">=", 50_000),
     "redis_bytes_per_customer": ("<=", 1024),
@@ -146,6 +147,7 @@ def start_api(redis_url: str, prefix: str, port: int, workdir: Path) -> subproce
         REDIS_URL=redis_url,
         RECSYS_REDIS_PREFIX=prefix,
         RECSYS_PORT=str(port),
+        RECSYS_WORKERS=str(WORKERS),
         RECSYS_FALLBACK_PATH=str(workdir / "fallback.json"),
     )
     recsys = Path(sys.executable).parent / "recsys"
@@ -171,18 +173,42 @@ end
 """
 
 
-def wrk_rps(wrk: str, url: str, script: Path | None = None) -> float:
-    cmd = [wrk, "-t1", "-c64", f"-d{SATURATION_S}s", "--latency"]
+def server_cpu_s(api: subprocess.Popen[bytes]) -> float:
+    """CPU seconds used so far by ``recsys serve`` and its worker processes."""
+    import psutil
+
+    proc = psutil.Process(api.pid)
+    total = 0.0
+    for p in [proc, *proc.children(recursive=True)]:
+        try:
+            t = p.cpu_times()
+            total += t.user + t.system
+        except psutil.NoSuchProcess:
+            pass
+    return total
+
+
+def wrk_run(
+    wrk: str, url: str, api: subprocess.Popen[bytes], script: Path | None = None
+) -> tuple[float, float]:
+    """(requests/s, server CPU microseconds per request) of one saturation run."""
+    cmd = [wrk, "-t1", "-c64", f"-d{SATURATION_S}s"]
     if script is not None:
         cmd += ["-s", str(script)]
+    cpu0 = server_cpu_s(api)
     out = subprocess.run(cmd + [url], capture_output=True, text=True, timeout=60).stdout
+    cpu = server_cpu_s(api) - cpu0
+    rps = requests = None
     for line in out.splitlines():
         if line.startswith("Requests/sec:"):
-            errors = [x for x in out.splitlines() if "Non-2xx" in x or "Socket errors" in x]
-            if errors:
-                print("  wrk:", "; ".join(e.strip() for e in errors), file=sys.stderr)
-            return float(line.split()[1])
-    raise RuntimeError(f"wrk printed no rate:\n{out}")
+            rps = float(line.split()[1])
+        if " requests in " in line:
+            requests = int(line.split()[0])
+        if "Non-2xx" in line or "Socket errors" in line:
+            print("  wrk:", line.strip(), file=sys.stderr)
+    if rps is None or not requests:
+        raise RuntimeError(f"wrk printed no rate:\n{out}")
+    return rps, cpu / requests * 1e6
 
 
 def constant_rate(hey: str, base: str, customers: list[str]) -> dict[str, float]:
@@ -256,12 +282,13 @@ def main(record: bool, n_customers: int) -> dict[str, Any]:
         base = f"http://127.0.0.1:{port}"
         script = workdir / "recs.lua"
         script.write_text(WRK_SCRIPT.replace("{last}", str(len(with_state) - 1)))
-        wrk_rps(wrk, f"{base}/healthz")  # warm-up (also loads item table, similar cache)
-        wrk_rps(wrk, base, script)
+        for _ in range(2):  # warm-up: item table, similar lists, connections
+            wrk_run(wrk, f"{base}/healthz", api)
+            wrk_run(wrk, base, api, script)
         hello, recs = [], []
         for _ in range(ROUNDS):
-            hello.append(wrk_rps(wrk, f"{base}/healthz"))
-            recs.append(wrk_rps(wrk, base, script))
+            hello.append(wrk_run(wrk, f"{base}/healthz", api))
+            recs.append(wrk_run(wrk, base, api, script))
         rate = constant_rate(hey, base, with_state)
     finally:
         if api is not None:
@@ -271,18 +298,28 @@ def main(record: bool, n_customers: int) -> dict[str, Any]:
         redis_proc.wait()
         shutil.rmtree(workdir, ignore_errors=True)
 
+    hello_rps, recs_rps = [h[0] for h in hello], [r[0] for r in recs]
+    hello_cpu = statistics.median(h[1] for h in hello)
+    recs_cpu = statistics.median(r[1] for r in recs)
     result: dict[str, Any] = {
         "publish_customers_per_s": round(report.customers_per_s),
         "redis_bytes_per_customer": round(report.bytes_per_customer, 1),
-        "rps_ratio_vs_hello": round(statistics.median(recs) / statistics.median(hello), 3),
+        "rps_ratio_vs_hello": round(statistics.median(recs_rps) / statistics.median(hello_rps), 3),
         "p99_ms_at_1000_rps": rate["p99_ms"],
-        "hello_rps": round(statistics.median(hello)),
-        "recommendations_rps": round(statistics.median(recs)),
+        "hello_rps": round(statistics.median(hello_rps)),
+        "recommendations_rps": round(statistics.median(recs_rps)),
+        # CPU of the server per request: robust to other load on the machine
+        "server_cpu_us_per_request": {
+            "hello": round(hello_cpu, 1),
+            "recommendations": round(recs_cpu, 1),
+        },
+        "cpu_ratio_vs_hello": round(hello_cpu / recs_cpu, 3),
         "constant_rate": rate,
         "customers": report.customers,
+        "workers": WORKERS,
         "cores": os.cpu_count(),
     }
-    print_table(result, hello, recs)
+    print_table(result, hello_rps, recs_rps)
     if record:
         append_record(result)
     print(json.dumps(result))
@@ -297,6 +334,10 @@ def print_table(result: dict[str, Any], hello: list[float], recs: list[float]) -
         print(f"{name:<28}{value:>14,}  {op}{bar:>8,}  {'yes' if ok else 'NO'}")
     print(f"  /healthz rps (wrk, rounds): {[round(x) for x in hello]}")
     print(f"  /recommendations rps:       {[round(x) for x in recs]}")
+    print(
+        f"  server CPU per request (us): {result['server_cpu_us_per_request']}, "
+        f"cpu_ratio_vs_hello {result['cpu_ratio_vs_hello']}"
+    )
     print(f"  constant rate: {result['constant_rate']}")
 
 

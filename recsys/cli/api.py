@@ -63,6 +63,7 @@ def serve(
         loop="uvloop",
         http="httptools",
         access_log=False,
+        proxy_headers=False,
         log_level=settings.log_level,
         backlog=4096,
     )

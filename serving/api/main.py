@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.metadata
+import inspect
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -69,11 +70,22 @@ def create_app(
         yield
         await service.close()
 
+    options: dict[str, Any] = {}
+    if "telemetry" in inspect.signature(FastAPI.__init__).parameters:
+        # Prometheus (/metrics) is the service's telemetry; FastAPI's native OpenTelemetry
+        # hooks would cost every request several microseconds even with no exporter.
+        options["telemetry"] = {
+            "tracing": False,
+            "metrics": False,
+            "logs": False,
+            "operation_spans": False,
+        }
     app = FastAPI(
         title="recsys",
         version=_version(),
         description=DESCRIPTION,
         lifespan=lifespan,
+        **options,
     )
     app.state.service = service
     for module in (recommendations, items, email, events, health):

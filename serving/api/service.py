@@ -94,8 +94,11 @@ class RecommendationService:
         self._bundles: dict[str, _Bundle] = {}
         self._loading: dict[str, asyncio.Lock] = {}
         self._similar: dict[tuple[str, int], Candidates] = {}
+        self._tasks: set[asyncio.Task[None]] = set()
 
     async def close(self) -> None:
+        for task in list(self._tasks):
+            task.cancel()
         await self.store.client.aclose()
 
     # ---- storefront -----------------------------------------------------------------------
@@ -319,6 +322,10 @@ class RecommendationService:
                 fb = local.fallback_from_lists(table, lists, self.store.list_name)
                 bundle = self._bundles[version] = _Bundle(table, fb)
                 self._save_local_copy(table, fb)
+                if 0 < table.n_items <= self.settings.similar_cache_items:
+                    task = asyncio.create_task(self._preload_similar(version, table.n_items))
+                    self._tasks.add(task)
+                    task.add_done_callback(self._tasks.discard)
         self._switched(version)
         return bundle
 
@@ -341,6 +348,22 @@ class RecommendationService:
             local.save(copy, self.settings.fallback_path)
         except OSError as exc:  # a read-only disk must not fail requests
             log.warning("could not save the local fallback copy: %s", exc)
+
+    async def _preload_similar(self, version: str, n_items: int, chunk: int = 2000) -> None:
+        """Fill the similar-items cache of a version in the background (static per version),
+        so session seeds never cost a second round trip. Stops when the version is dropped
+        or Redis fails (requests then fetch what they miss)."""
+        try:
+            for start in range(0, n_items, chunk):
+                if version not in self._bundles:
+                    return
+                items = list(range(start, min(start + chunk, n_items)))
+                lists = await self.store.similar(version, items)
+                for idx, found in zip(items, lists, strict=True):
+                    self._similar[(version, idx)] = found
+                await asyncio.sleep(0)  # let requests run between chunks
+        except REDIS_DOWN:
+            return
 
     async def _similar_lists(
         self, version: str, table: ItemTable, seeds: Iterable[Seed]
