@@ -172,13 +172,6 @@ def _normalise(scores: np.ndarray) -> np.ndarray:
     return (s - lo) / (hi - lo) if hi > lo else np.ones_like(s)
 
 
-def _scale_to_max(scores: np.ndarray) -> np.ndarray:
-    """Similarities divided by the largest (negatives count as 0); all-zero maps to 1."""
-    s = np.maximum(scores.astype(np.float64), 0.0)
-    top = s.max() if s.size else 0.0
-    return s / top if top > 0 else np.ones_like(s)
-
-
 def _trending_for(fallback: Fallback, category: str | None) -> tuple[str, Candidates] | None:
     """The trending list of ``category``; else its sub-categories' lists merged (a parent
     asked for); else the list of its nearest parent that has one."""

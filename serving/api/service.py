@@ -12,9 +12,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import time
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import redis
@@ -128,7 +127,7 @@ class RecommendationService:
 
         Raises :class:`UnknownItem` when the active version does not know the item.
         """
-        request = _replace(request, context="product", item_id=item_id)
+        request = replace(request, context="product", item_id=item_id)
         if not self.breaker.allow():
             return self.degraded(request, REDIS_UNAVAILABLE)
         try:
@@ -175,7 +174,7 @@ class RecommendationService:
         """Email lists for many customers: one round trip for all their candidates and state;
         with ``record`` the sends are stored for frequency capping. Returns the shared
         version/degraded answer (its ``items`` empty) and the lists by customer."""
-        request = _replace(request, context="email")
+        request = replace(request, context="email")
         if self.breaker.allow():
             try:
                 version = await self.store.active_version()
@@ -409,13 +408,3 @@ def _client(settings: Settings) -> Any:
     if settings.fast_redis:
         return FastRedis(url, client, settings.redis_timeout_s)
     return client
-
-
-def _replace(request: RerankRequest, **changes: object) -> RerankRequest:
-    from dataclasses import replace
-
-    return replace(request, **changes)  # type: ignore[arg-type]
-
-
-def now() -> float:
-    return time.time()

@@ -121,3 +121,32 @@ def test_redis_down_degrades_then_recovers(
     assert recs(client, "c1", n=3) == healthy
     assert client.get("/readyz").status_code == 200
     assert until(lambda: recs(restarted, "c1", n=3)["degraded"] is False)
+
+
+def test_local_copy_round_trip_keeps_only_list_items(tmp_path: Path) -> None:
+    import numpy as np
+    from api_helpers import catalog
+
+    from serving import fallback as local
+    from serving.rerank import Fallback
+    from serving.types import Candidates
+
+    table = catalog("v7")
+    lists = Fallback(
+        popular=Candidates(np.array([20, 3], np.int32), np.array([2.0, 1.0], np.float32)),
+        trending_by_category={"Books": Candidates(np.array([5], np.int32), np.ones(1, np.float32))},
+    )
+    copy = local.local_copy(table, lists, now=123.0)
+    assert copy.table.item_ids.tolist() == ["i3", "i5", "i20"]
+    path = tmp_path / "sub" / "copy.json"
+    local.save(copy, path)
+    loaded = local.load(path)
+    assert loaded is not None and loaded.version == "v7" and loaded.saved_at == 123.0
+    ids = loaded.table.item_ids[loaded.fallback.popular.items].tolist()
+    assert ids == ["i20", "i3"]
+    books = loaded.fallback.trending_by_category["Books"]
+    assert loaded.table.item_ids[books.items].tolist() == ["i5"]
+    assert np.array_equal(loaded.table.price, copy.table.price)
+    path.write_text("{broken")
+    assert local.load(path) is None
+    assert local.load(tmp_path / "missing.json") is None

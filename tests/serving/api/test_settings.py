@@ -1,0 +1,29 @@
+"""Settings come from RECSYS_* variables and REDIS_URL; lists are comma-separated."""
+
+from __future__ import annotations
+
+import pytest
+
+from serving.settings import Settings
+
+
+def test_environment_and_rerank_config(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("REDIS_URL", "redis://127.0.0.1:6379/5")
+    monkeypatch.setenv("RECSYS_MAX_N", "50")
+    monkeypatch.setenv("RECSYS_PROMOTED", "sku-1, sku-2")
+    monkeypatch.setenv("RECSYS_DIVERSITY", "mmr")
+    settings = Settings()
+    assert settings.redis_url == "redis://127.0.0.1:6379/5"
+    assert settings.max_n == 50
+    config = settings.rerank_config()
+    assert config.promoted == ("sku-1", "sku-2") and config.diversity == "mmr"
+
+
+def test_invalid_values_are_refused(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("RECSYS_MAX_N", "0")
+    with pytest.raises(ValueError, match="max_n"):
+        Settings()
+    monkeypatch.setenv("RECSYS_MAX_N", "10")
+    monkeypatch.setenv("RECSYS_DIVERSITY", "random")
+    with pytest.raises(ValueError, match="diversity"):
+        Settings()
