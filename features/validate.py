@@ -281,7 +281,9 @@ def _reason_codes(frame: pl.DataFrame, checks: Sequence[tuple[Reason, pl.Expr]])
     chain: Any = pl.when(first_failed).then(pl.lit(_CODE[first], pl.UInt8))
     for reason, failed in rest:
         chain = chain.when(failed).then(pl.lit(_CODE[reason], pl.UInt8))
-    named = frame[idx].select(chain.otherwise(pl.lit(None, pl.UInt8))).to_series()
+    named_expr = chain.otherwise(pl.lit(None, pl.UInt8))
+    needed = named_expr.meta.root_names()  # gather only the columns the checks read
+    named = frame.select(list(dict.fromkeys(needed)))[idx].select(named_expr).to_series()
     return codes.scatter(idx, named)
 
 
