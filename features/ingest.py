@@ -12,7 +12,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -113,6 +113,7 @@ def ingest(
     catalog: str | Path | pl.DataFrame | None = None,
     customers: str | Path | pl.DataFrame | None = None,
     out_dir: str | Path | None = None,
+    progress: Callable[[str], None] | None = None,
     **layout_options: Any,
 ) -> ValidationResult:
     """Read ``path`` with ``layout``, validate, and (with ``out_dir``) write the results.
@@ -120,12 +121,16 @@ def ingest(
     ``mapping`` renames raw columns (``{"visitorid": "customer_id"}``) before the layout
     applies; ``catalog`` (a file or a frame from :func:`load_catalog`) makes items missing
     from it ``unknown_item``; ``layout_options`` go to the layout's reader (for example
-    ``rating_threshold`` for MovieLens).
+    ``rating_threshold`` for MovieLens). ``progress`` is called with each stage's name as it
+    starts ("read", "validate", "write").
     """
+    step = progress or (lambda stage: None)
     chosen = get_layout(layout)
+    step("read")
     start = time.perf_counter()
     raw = chosen.read(path, mapping=mapping, **layout_options)
     read_seconds = time.perf_counter() - start
+    step("validate")
 
     catalog_frame = None
     if catalog is not None:
@@ -151,6 +156,7 @@ def ingest(
     result.report.timings = {"read": read_seconds, **result.report.timings}
 
     if out_dir is not None:
+        step("write")
         start = time.perf_counter()
         write_result(result, out_dir)
         if catalog_frame is not None:

@@ -173,7 +173,18 @@ def ingest(
         if options and layout != "movielens":
             raise SourceError("--rating-threshold applies to the movielens layout only")
         config = ValidationConfig(returns=returns, max_events_per_day=max_events_per_day)  # type: ignore[arg-type]
-        with stages(1, f"ingesting {path.name} ({chosen.name}) into {out}") as progress:
+        with stages(3, f"reading {path.name} ({chosen.name})") as progress:
+            labels = {
+                "read": f"reading {path.name} ({chosen.name})",
+                "validate": "validating, deduplicating, quarantining",
+                "write": f"writing {out}",
+            }
+
+            def advance(stage: str) -> None:
+                if stage != "read":
+                    _done(progress)
+                _step(progress, labels[stage])
+
             result = run_ingest(
                 path,
                 layout=layout,
@@ -182,6 +193,7 @@ def ingest(
                 catalog=catalog,
                 customers=customers,
                 out_dir=out,
+                progress=advance,
                 **options,
             )
             _done(progress)

@@ -20,12 +20,15 @@ NOW = datetime(2026, 1, 1, tzinfo=UTC)
 
 def test_ingest_writes_events_quarantine_and_report(tmp_path: Path) -> None:
     out = tmp_path / "out"
+    stages: list[str] = []
     result = ingest(
         FIXTURES / "canonical_events.csv",
         catalog=FIXTURES / "canonical_catalog.csv",
         config=ValidationConfig(now=NOW),
         out_dir=out,
+        progress=stages.append,
     )
+    assert stages == ["read", "validate", "write"]
     events = pl.read_parquet(out / "events.parquet")
     quarantine = pl.read_parquet(out / "quarantine.parquet")
     report = json.loads((out / "report.json").read_text())
