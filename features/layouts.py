@@ -7,7 +7,8 @@ guests). Values stay as the export wrote them wherever possible; validation does
 
 - ``canonical``: our own columns (``read_raw`` with an optional column mapping).
 - ``retailrocket``: ``events.csv`` -- timestamp (epoch ms), visitorid, event
-  (view / addtocart / transaction), itemid, transactionid. ``transaction`` is a purchase.
+  (view / addtocart / transaction), itemid, transactionid. ``transaction`` is a purchase;
+  ``transactionid`` becomes the session id.
 - ``uci_online_retail``: invoice lines -- InvoiceNo (``C`` prefix = cancellation), StockCode
   (the item), Description, Quantity (negative = return), InvoiceDate (``12/1/2010 8:26``),
   UnitPrice, CustomerID (missing = guest, often written ``17850.0``), Country. The
@@ -100,13 +101,20 @@ RETAILROCKET_COLUMNS = ["timestamp", "visitorid", "event", "itemid", "transactio
 
 
 def read_retailrocket(path: str | Path, mapping: Mapping[str, str] | None = None) -> pl.DataFrame:
-    """RetailRocket ``events.csv`` -> canonical raw columns (+ ``transactionid`` kept)."""
+    """RetailRocket ``events.csv`` -> canonical raw columns.
+
+    ``transactionid`` (the order of a ``transaction``) becomes the session id, as the invoice
+    number does for UCI: it groups the items bought together.
+    """
     raw = read_raw(path)
     raw = apply_mapping(raw, mapping)
     _require(raw, RETAILROCKET_COLUMNS[:4], "retailrocket")
-    return raw.rename(
-        {"visitorid": "customer_id", "event": "event_type", "itemid": "item_id"}
-    ).with_columns(_null("quantity"), _null("price"), _null("channel"), _null("session_id"))
+    renamed = {"visitorid": "customer_id", "event": "event_type", "itemid": "item_id"}
+    if "transactionid" in raw.columns:
+        renamed["transactionid"] = "session_id"
+    raw = raw.rename(renamed)
+    missing = [c for c in ("quantity", "price", "channel", "session_id") if c not in raw.columns]
+    return raw.with_columns(_null(c) for c in missing)
 
 
 # --- UCI Online Retail ---------------------------------------------------------------------

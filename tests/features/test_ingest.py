@@ -105,6 +105,7 @@ def test_synthetic_dirty_shop_every_row_accounted(tmp_path: Path, layout: str) -
     raw_columns = list(raw.columns)
     if layout == "retailrocket":
         renamed = {"visitorid": "customer_id", "event": "event_type", "itemid": "item_id"}
+        renamed["transactionid"] = "session_id"
         raw_columns = [renamed.get(c, c) for c in raw.columns]
         originals = originals.rename(renamed)
     assert (

@@ -51,8 +51,10 @@ def test_retailrocket_events() -> None:
         13: "future_timestamp",  # 2100 in epoch ms
         14: "missing_item_id",
     }
-    # the quarantine keeps the export's own columns, transactionid included
-    assert "transactionid" in result.quarantine.columns
+    # the transaction id groups a checkout's purchases: it is the session id
+    purchases = events.filter(pl.col("event_type") == "purchase")
+    assert purchases["session_id"].to_list() == ["4000", "4000"]
+    assert events.filter(pl.col("event_type") == "view")["session_id"].null_count() == 6
     assert result.quarantine.filter(pl.col("row") == 12)["timestamp"].item() == "not-a-time"
 
 
