@@ -9,7 +9,8 @@ Steps (all on this machine, loopback only, every loop bounded in time):
 2. ``recsys.publish.publish_synthetic``: 1M customers x 100 candidates, 100k items, 50 similar
    items per item -> ``publish_customers_per_s`` and ``redis_bytes_per_customer``;
 3. online state (3 views + 1 cart item) for 10,000 customers through ``Store.record_events``;
-4. ``recsys serve`` as a subprocess (uvloop + httptools), as a user would start it;
+4. ``recsys serve`` as a subprocess (uvloop + httptools), as a user would start it (default
+   settings: one worker; ``BENCH_WORKERS=2`` for one per core);
 5. saturation with Debian's ``wrk`` (a Lua script picks a random customer with online state
    per request): ``/v1/customers/{id}/recommendations?n=10&context=home`` against the
    trivial ``/healthz`` of the same server, alternated, median of 3 rounds each
@@ -17,6 +18,10 @@ Steps (all on this machine, loopback only, every loop bounded in time):
 6. a constant 1,000 requests/s with Debian's ``hey -q`` (rate per worker): 5 hey processes
    x 4 workers x 50 req/s, each process on another customer with online state, 10 s;
    per-request latencies from hey's CSV output -> ``p99_ms_at_1000_rps``.
+
+Besides the bars, the JSON has ``server_cpu_us_per_request`` (CPU seconds of the server
+processes per request during the wrk runs) and ``cpu_ratio_vs_hello``: unlike requests/s,
+they hardly move when other programs load the machine.
 
 ``wrk`` and ``hey`` come from Debian (``apt-get install -y wrk hey``); the script installs
 them when missing and it runs as root, else it stops and says so. The last line is one JSON
@@ -53,7 +58,7 @@ SATURATION_S = 5
 RATE = 1000
 HEY_PROCS, HEY_WORKERS = 5, 4  # 5 x 4 workers x 50 req/s = 1,000 req/s
 RATE_S = 10
-WORKERS = int(os.environ.get("BENCH_WORKERS", "2"))  # uvicorn workers: one per core
+WORKERS = int(os.environ.get("BENCH_WORKERS", "1"))  # uvicorn workers (recsys serve default)
 BARS = {
     "publish_customers_per_s": (">=", 50_000),
     "redis_bytes_per_customer": ("<=", 1024),
