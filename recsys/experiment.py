@@ -200,10 +200,15 @@ class Dataset:
 
 
 def load_dataset(spec: ExperimentSpec, *, write: bool = True) -> Dataset:
-    """Generate or read the experiment's data and validate it through ingestion."""
+    """Generate or read the experiment's data and validate it through ingestion.
+
+    Ingested data goes to ``data.dir`` (default ``data/<name>``) unless ``data.write =
+    false`` (or ``write=False``): then nothing is written and the source is read in place.
+    """
     from features.ingest import CATALOG_FILE, CUSTOMERS_FILE, EVENTS_FILE, ingest
 
     data = spec.data
+    write = write and bool(data.get("write", True))
     out_dir = Path(data.get("dir", DATA_ROOT / spec.name)) if write else None
     layout = data.get("layout", "canonical")
     catalog = data.get("catalog")
