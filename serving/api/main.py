@@ -9,9 +9,12 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
-from fastapi import FastAPI
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from serving.api.deps import JSONBytes
 from serving.api.metrics import Metrics
 from serving.api.routes import email, events, health, items, recommendations
 from serving.api.service import RecommendationService
@@ -52,6 +55,16 @@ class MetricsMiddleware:
             self.metrics.observe(endpoint, scope["method"], status, time.perf_counter() - start)
 
 
+async def _validation_error(request: Request, exc: RequestValidationError) -> Response:
+    """422 naming each problem (location, message); the offending input is not echoed
+    (it may not even be representable in JSON, e.g. an infinite number)."""
+    errors = [
+        {"loc": [str(x) for x in e.get("loc", ())], "msg": e.get("msg", ""), "type": e.get("type")}
+        for e in exc.errors()
+    ]
+    return JSONBytes({"detail": errors}, status_code=422)
+
+
 def _version() -> str:
     try:
         return importlib.metadata.version("recsys")
@@ -88,6 +101,7 @@ def create_app(
         **options,
     )
     app.state.service = service
+    app.add_exception_handler(RequestValidationError, _validation_error)  # type: ignore[arg-type]
     for module in (recommendations, items, email, events, health):
         app.include_router(module.router)
     app.add_middleware(MetricsMiddleware, metrics=service.metrics)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from datetime import datetime
 from typing import Any, Literal
 
@@ -92,12 +93,19 @@ class EventIn(BaseModel):
     ts: float | datetime | None = Field(
         None, description="Epoch seconds or an ISO-8601 time; default: when received."
     )
-    quantity: float | None = None
-    price: float | None = None
+    quantity: float | None = Field(None, allow_inf_nan=False)
+    price: float | None = Field(None, allow_inf_nan=False)
     channel: str | None = Field(None, max_length=32, examples=["web"])
     session_id: str | None = Field(None, max_length=256)
-    value: float | None = None
+    value: float | None = Field(None, allow_inf_nan=False)
     model_config = ConfigDict(extra="forbid")
+
+    @field_validator("ts")
+    @classmethod
+    def _finite_ts(cls, value: float | datetime | None) -> float | datetime | None:
+        if isinstance(value, float | int) and not math.isfinite(value):
+            raise ValueError("ts must be a finite number of epoch seconds")
+        return value
 
     @field_validator("customer_id", "item_id")
     @classmethod

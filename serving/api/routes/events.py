@@ -82,4 +82,6 @@ async def events(
         accepted = await service.record_events(online)
     except StoreUnavailable as exc:
         raise HTTPException(503, str(exc)) from None
+    except ValueError as exc:  # the store's own checks (nothing was written)
+        raise HTTPException(422, str(exc)) from None
     return EventsAccepted(accepted=accepted)

@@ -50,6 +50,12 @@ def test_malformed_events_are_422_naming_the_field(store: Store, client: TestCli
         assert r.status_code == 422, event
         assert field in r.text, (event, r.text)
     assert client.post("/v1/events", content=b"{not json").status_code == 422
+    for field in ("ts", "price"):  # infinite numbers (not expressible with json=)
+        raw = b'{"customer_id": "c1", "item_id": "i1", "event_type": "view", "%s": 1e999}'
+        r = client.post(
+            "/v1/events", content=raw % field.encode(), headers={"content-type": "application/json"}
+        )
+        assert r.status_code == 422 and field in r.text, r.text
     assert store.read_stream(after="0-0") == []  # nothing half-written
 
 
