@@ -35,11 +35,17 @@ from recsys.experiment import (  # noqa: E402
     ModelCache,
     fit_on_fold,
     log_outcome,
+    rating_strength,
 )
 from recsys.tuning import search  # noqa: E402
 
 NEG = "features.weights.rating_neg"
 NEG_SPACE = {"type": "float", "low": 0.0, "high": 1.0}
+STRENGTH = "features.quantity_types"
+STRENGTH_SPACE = {"type": "categorical", "choices": ["rating_pos", ""]}
+RATING_OFFSET = 3.0
+"""Rating strength: a positive's weight is multiplied by (rating - 3) when the search picks
+``quantity_types = "rating_pos"`` (4 stars -> 1, 5 stars -> 2); "" weighs all positives 1."""
 
 # Peers: the raw libraries tuned on validation under the same protocol (issue 3).
 PEERS = {
@@ -70,28 +76,26 @@ def c(*choices: Any) -> dict[str, Any]:
 FAMILIES: dict[str, tuple[dict[str, Any], dict[str, dict[str, Any]], int]] = {
     "popularity": (
         {"kind": "global"},
-        {"model.params.confidence": c("linear", "binary"), NEG: NEG_SPACE},
+        {"model.params.confidence": c("linear", "binary")},
         8,
     ),
     "itemknn": (
-        {"similarity": "cosine", "k": 100},
+        {"similarity": "bm25", "k": 789, "bm25_k1": 2.68, "bm25_b": 0.147},
         {
             "model.params.similarity": c("cosine", "bm25", "tfidf"),
             "model.params.k": i(10, 1000, log=True),
             "model.params.bm25_k1": f(0.1, 3.0),
             "model.params.bm25_b": f(0.0, 1.0),
-            NEG: NEG_SPACE,
         },
         40,
     ),
     "als": (
-        {"factors": 64, "regularization": 0.05, "alpha": 10.0, "iterations": 15},
+        {"factors": 64, "regularization": 20.0, "alpha": 2.0, "iterations": 15},
         {
             "model.params.factors": i(16, 256, log=True),
             "model.params.regularization": f(1e-3, 50.0, log=True),
             "model.params.alpha": f(0.5, 100.0, log=True),
             "model.params.iterations": i(5, 40),
-            NEG: NEG_SPACE,
         },
         40,
     ),
@@ -102,12 +106,19 @@ FAMILIES: dict[str, tuple[dict[str, Any], dict[str, dict[str, Any]], int]] = {
             "model.params.learning_rate": f(1e-3, 0.2, log=True),
             "model.params.regularization": f(1e-5, 0.1, log=True),
             "model.params.iterations": i(20, 400, log=True),
-            NEG: NEG_SPACE,
         },
         30,
     ),
     "lightfm": (
-        {"loss": "warp", "no_components": 64, "learning_rate": 0.05, "epochs": 30},
+        {
+            "loss": "warp",
+            "no_components": 27,
+            "learning_rate": 0.0326,
+            "item_alpha": 3.46e-7,
+            "user_alpha": 1.33e-5,
+            "epochs": 76,
+            "max_sampled": 26,
+        },
         {
             "model.params.no_components": i(16, 128, log=True),
             "model.params.learning_rate": f(0.005, 0.2, log=True),
@@ -115,21 +126,22 @@ FAMILIES: dict[str, tuple[dict[str, Any], dict[str, dict[str, Any]], int]] = {
             "model.params.user_alpha": f(1e-8, 1e-3, log=True),
             "model.params.epochs": i(5, 80, log=True),
             "model.params.max_sampled": i(5, 100, log=True),
-            NEG: NEG_SPACE,
         },
         25,
     ),
     "ease": (
-        {"l2": 500.0},
-        {"model.params.l2": f(10.0, 5000.0, log=True), NEG: NEG_SPACE},
+        {"l2": 150.0},
+        {"model.params.l2": f(10.0, 5000.0, log=True)},
         20,
     ),
 }
 BLEND_TRIALS = 40
-BLEND_COMPONENTS = 4
+BLEND_COMPONENTS = 5
 
 
 def family_spec(family: str, params: dict[str, Any], space: dict[str, Any]) -> ExperimentSpec:
+    if family != "blend":
+        space = {**space, NEG: NEG_SPACE, STRENGTH: STRENGTH_SPACE}
     return ExperimentSpec.from_dict(
         {
             "name": f"quality-{family}",
@@ -137,6 +149,7 @@ def family_spec(family: str, params: dict[str, Any], space: dict[str, Any]) -> E
             "features": {
                 "weights": {"rating_pos": 1.0, "rating_neg": 0.0},
                 "confidence": "linear",
+                "quantity_types": "rating_pos",
             },
             "model": {"name": family, "params": params},
             "tune": {"space": space, "metric": "ndcg", "seed": 0},
@@ -148,16 +161,22 @@ def family_spec(family: str, params: dict[str, Any], space: dict[str, Any]) -> E
 def blend_spec(components: list[ExperimentSpec]) -> ExperimentSpec:
     models = []
     for spec in components:
-        neg = spec.interaction_config().weights.get("rating_neg", 0.0)
+        features = spec.raw["features"]
         models.append(
             {
                 "name": spec.model_name,
                 "params": spec.model_params,
-                "features": {"weights": {"rating_neg": neg}},
+                "features": {
+                    "weights": {"rating_neg": features["weights"]["rating_neg"]},
+                    "quantity_types": features.get("quantity_types", ""),
+                },
             }
         )
     n = len(models)
-    space: dict[str, dict[str, Any]] = {f"model.params.weights.{j}": f(0.0, 1.0) for j in range(n)}
+    # the first (best on validation) component keeps weight 1: only the ratios matter
+    space: dict[str, dict[str, Any]] = {
+        f"model.params.weights.{j}": f(0.0, 1.0) for j in range(1, n)
+    }
     space["model.params.fusion"] = c("rrf", "score")
     space["model.params.rrf_k"] = f(1.0, 100.0, log=True)
     params = {"models": models, "weights": [1.0] * n, "fusion": "rrf", "rrf_k": 60.0}
@@ -216,7 +235,7 @@ def main(argv: list[str] | None = None) -> int:
     started = time.perf_counter()
     ingested = ingest(args.ratings, layout="movielens")
     dataset = Dataset(
-        events=ingested.events,
+        events=rating_strength(ingested.events, RATING_OFFSET),
         report=ingested.report.to_dict(),
         data_dir=args.ratings.resolve().parent,
         events_path=args.ratings.resolve(),

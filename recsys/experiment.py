@@ -7,6 +7,7 @@ One file = one reproducible MLflow run::
     synth = "tiny"          # or: path = "...", layout = "movielens", catalog = "..."
     source = "shop"         # "shop" (positives: purchase) or "movielens" (rating_pos)
     item_features = false   # catalog -> item feature matrix (LightFM's hybrid path)
+    rating_offset = 3.0     # optional: quantity = rating - 3 (see rating_strength)
     [protocol]              # optional overrides of recsys.evaluation.protocol.ProtocolConfig
     [features]              # features.interactions.InteractionConfig
     weights = { view = 0.5, purchase = 3.0 }
@@ -174,6 +175,9 @@ class ExperimentSpec:
             base = {**base, **extra}
             if weights:
                 base["weights"] = weights
+        qty = base.get("quantity_types")
+        if isinstance(qty, str):  # one type, or "" for none (a tunable categorical)
+            base["quantity_types"] = (qty,) if qty else ()
         return InteractionConfig.from_dict(base) if base else InteractionConfig()
 
 
@@ -197,6 +201,21 @@ class Dataset:
         from recsys.tracking import fingerprint_frame
 
         return fingerprint_frame(self.events)
+
+
+def rating_strength(events: pl.DataFrame, offset: float) -> pl.DataFrame:
+    """Carry explicit ratings into ``quantity`` as ``value - offset`` (rows with a value).
+
+    With ``offset = 3`` a 4-star positive gets quantity 1 and a 5-star one 2; listing the
+    positive type in ``features.quantity_types`` then weighs positives by how strong they are.
+    """
+    has_value = pl.col("value").is_not_null()
+    return events.with_columns(
+        quantity=pl.when(has_value)
+        .then(pl.col("value") - offset)
+        .otherwise(pl.col("quantity"))
+        .cast(pl.Float64)
+    )
 
 
 def load_dataset(spec: ExperimentSpec, *, write: bool = True) -> Dataset:
@@ -236,6 +255,9 @@ def load_dataset(spec: ExperimentSpec, *, write: bool = True) -> Dataset:
         out_dir=out_dir,
         **options,
     )
+    events = result.events
+    if data.get("rating_offset") is not None:
+        events = rating_strength(events, float(data["rating_offset"]))
     cat_frame = cust_frame = None
     if out_dir is not None and (out_dir / CATALOG_FILE).exists():
         cat_frame = pl.read_parquet(out_dir / CATALOG_FILE)
@@ -246,7 +268,7 @@ def load_dataset(spec: ExperimentSpec, *, write: bool = True) -> Dataset:
 
         cat_frame = load_catalog(catalog)
     return Dataset(
-        events=result.events,
+        events=events,
         catalog=cat_frame,
         customers=cust_frame,
         report=result.report.to_dict(),
