@@ -79,7 +79,9 @@ class RankedItem:
     item_id: str
     score: float
     reason: str  # "for you", "because you viewed X", "trending in Y", "popular"
-    reason_code: str  # for_you | similar_to_viewed | similar_to_cart | trending_in_category | popular
+    # for_you | similar_to_viewed | similar_to_cart | similar_to_item | trending_in_category |
+    # trending | popular
+    reason_code: str
 
 
 @dataclass(frozen=True, slots=True)
