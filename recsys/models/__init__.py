@@ -1,6 +1,7 @@
 """Models: one contract (``recsys.models.base.RecommenderBase``), built by name.
 
-``build(name, **params)`` knows: popularity, itemknn, rp3beta, als, bpr, lightfm, ease, blend.
+``build(name, **params)`` knows: popularity, itemknn, rp3beta, als, bpr, lightfm, ease,
+session_ease (EASE + session transitions), blend.
 Model modules are imported on demand, so importing this package stays light.
 """
 
@@ -19,6 +20,7 @@ MODELS: dict[str, str] = {
     "bpr": "recsys.models.implicit_mf:BPR",
     "lightfm": "recsys.models.hybrid:LightFM",
     "ease": "recsys.models.ease:EASE",
+    "session_ease": "recsys.models.session_ease:SessionEASE",
     "blend": "recsys.models.blend:Blend",
 }
 
