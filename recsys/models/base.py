@@ -49,6 +49,9 @@ class RecommenderBase(ABC):
     libraries: ClassVar[tuple[str, ...]] = ()
     #: the name ``recsys.models.build`` knows this class by
     name: ClassVar[str] = ""
+    #: ``fit`` takes ``timestamps=``: the time of every training event of each (customer, item)
+    #: pair, as built by ``recsys.models.sequences.event_times`` from the training events
+    fit_timestamps: ClassVar[bool] = False
 
     # ---- learning -------------------------------------------------------------------------
     @abstractmethod

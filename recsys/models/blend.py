@@ -9,14 +9,15 @@ item's blended score is the weighted sum of its contributions:
 
 Items absent from a component's top-m get nothing from it. Components are given as fitted or
 unfitted models, or as specs ``{"name": ..., "params": {...}}`` for ``recsys.models.build``;
-``fit`` fits them (all of them, or only the unfitted ones with ``fit_components=False``).
+``fit`` fits them (all of them, or only the unfitted ones with ``fit_components=False``),
+passing ``timestamps`` on to components that take it (``fit_timestamps``).
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any, Self
+from typing import Any, ClassVar, Self
 
 import numpy as np
 import scipy.sparse as sp
@@ -41,6 +42,7 @@ def _spec(model: ModelSpec) -> dict[str, Any]:
 
 class Blend(RecommenderBase):
     name = "blend"
+    fit_timestamps: ClassVar[bool] = True
 
     def __init__(
         self,
@@ -78,7 +80,9 @@ class Blend(RecommenderBase):
         interactions: sp.csr_matrix,
         item_features: sp.csr_matrix | None = None,
         customer_features: sp.csr_matrix | None = None,
+        timestamps: sp.csr_matrix | None = None,
     ) -> Self:
+        """Fit the components; ``timestamps`` goes to those whose class takes it."""
         from recsys.models import build
 
         if not self.models:
@@ -95,7 +99,12 @@ class Blend(RecommenderBase):
                 else build(model["name"], **model.get("params", {}))
             )
             if self.fit_components or not component.is_fitted:
-                component.fit(matrix, item_features, customer_features)
+                if timestamps is not None and component.fit_timestamps:
+                    component.fit(  # type: ignore[call-arg]
+                        matrix, item_features, customer_features, timestamps=timestamps
+                    )
+                else:
+                    component.fit(matrix, item_features, customer_features)
             elif component.n_items != matrix.shape[1]:
                 raise ValueError("a pre-fitted component was fitted on a different item set")
             components.append(component)

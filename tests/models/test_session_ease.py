@@ -12,7 +12,9 @@ import scipy.sparse as sp
 from features.idmap import IdMap
 from recsys.models import build
 from recsys.models.base import RecommenderBase
-from recsys.models.session_ease import SessionEASE, event_times
+from recsys.models.blend import Blend
+from recsys.models.sequences import event_times
+from recsys.models.session_ease import SessionEASE
 from tests.models.contract import ContractTests, block_matrix, item_features
 
 HOUR = 3600.0
@@ -135,3 +137,19 @@ def test_event_times_from_events() -> None:
     assert matrix.shape == (2, 2) and matrix.nnz == 2  # unknown customer z and item q left out
     assert matrix[0, 0] == t0.timestamp() + 5  # latest event of the pair
     assert matrix[1, 1] == t0.timestamp()
+
+
+def test_blend_passes_times_to_components_that_take_them() -> None:
+    interactions, stamps = sequence_data()
+    params = {"l2": 1.0, "seq_weight": 3.0, "window": 1, "recent": 1}
+    blend = Blend(
+        models=[
+            {"name": "session_ease", "params": params},
+            {"name": "popularity"},
+        ],
+        weights=[1.0, 0.0],
+    ).fit(interactions, timestamps=stamps)
+    session = blend.components_[0]
+    assert isinstance(session, SessionEASE) and session.gate_[30] == 1.0
+    items, _ = blend.recommend(np.array([30]), 1, exclude=interactions[[30]])
+    assert items[0, 0] == 5
