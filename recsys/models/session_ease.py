@@ -14,6 +14,10 @@ customer's whole history (first to last event) spans at most ``session_hours`` a
 in one sitting and the order of that sitting predicts what they rate next; for customers who
 come back over weeks it does not, and they are ranked by EASE alone.
 
+The defaults are the configuration chosen on the validation fold of MovieLens
+ml-latest-small under the evaluation protocol (validation NDCG@10 0.1782, test 0.1557; EASE
+alone 0.1493 / 0.1412).
+
 Sequences need times: pass ``timestamps`` to :meth:`SessionEASE.fit`, a CSR matrix (customers
 x items, float64 seconds since the epoch) with one stored entry per (customer, item) event,
 *every* event the customer has (positive or not, including those weighted 0 in
@@ -61,13 +65,13 @@ class SessionEASE(EASE):
         alpha: float = 1.0,
         dtype: str = "float32",
         max_items: int = 20_000,
-        seq_weight: float = 1.2,
+        seq_weight: float = 3.0,
         window: int = 20,
         step_decay: float = 1.0,
-        recent: int = 10,
-        recent_decay: float = 0.9,
-        session_hours: float = 1.0,
-        gate: str = "step",
+        recent: int = 20,
+        recent_decay: float = 0.8,
+        session_hours: float = 0.5,
+        gate: str = "exp",
     ) -> None:
         super().__init__(l2, drop_p, confidence, alpha, dtype, max_items)
         self.seq_weight = seq_weight
