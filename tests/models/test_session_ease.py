@@ -82,7 +82,7 @@ def test_without_times_it_ranks_like_ease() -> None:
 
 def test_single_session_customer_gets_what_follows_their_last_item() -> None:
     interactions, stamps = sequence_data()
-    model = SessionEASE(l2=1.0, seq_weight=3.0, window=1, recent=1, session_hours=1.0)
+    model = SessionEASE(l2=1.0, seq_weight=3.0, window=1, recent=1, session_hours=1.0, gate="step")
     model.fit(interactions, timestamps=stamps)
     assert model.gate_[30] == 1.0 and model.gate_[31] == 0.0
     items, _ = model.recommend(np.array([30, 31]), 2, exclude=interactions[[30, 31]])
@@ -95,7 +95,7 @@ def test_single_session_customer_gets_what_follows_their_last_item() -> None:
 
 def test_fold_in_with_times_matches_recommend() -> None:
     interactions, stamps = sequence_data()
-    model = SessionEASE(l2=1.0, seq_weight=3.0, window=2, recent=2).fit(
+    model = SessionEASE(l2=1.0, seq_weight=3.0, window=2, recent=2, gate="step").fit(
         interactions, timestamps=stamps
     )
     rows = np.array([28, 29, 30, 31])
@@ -141,7 +141,7 @@ def test_event_times_from_events() -> None:
 
 def test_blend_passes_times_to_components_that_take_them() -> None:
     interactions, stamps = sequence_data()
-    params = {"l2": 1.0, "seq_weight": 3.0, "window": 1, "recent": 1}
+    params = {"l2": 1.0, "seq_weight": 3.0, "window": 1, "recent": 1, "gate": "step"}
     blend = Blend(
         models=[
             {"name": "session_ease", "params": params},
