@@ -1,15 +1,17 @@
 """From validated events to one weighted interaction per (customer, item).
 
-Steps, all vectorised in polars (no per-row Python):
+Steps, all vectorised (no per-row Python): weights in polars, sums on integer codes of the
+sorted distinct ids in a scipy sparse matrix (:func:`pair_weights`, which
+``features.matrices.build_matrices`` and :func:`aggregate` share):
 
 1. **Weight** each event by its type (``InteractionConfig.weights``; types without a weight
    count 0 and are ignored). Purchases can be scaled by their quantity (``quantity_types``).
 2. **Decay** (optional): ``weight * 0.5 ** (age_days / half_life_days)`` where the age is
    measured back from ``reference_time`` (default: the latest event). Events later than the
    reference time get age 0 (they are not dropped: cutting by time is the splits' job).
-3. **Sum** per (customer, item). Negative weights (e.g. ``remove_from_cart``) lower the sum;
-   a pair whose sum is <= 0 carries no positive evidence and is dropped, because an implicit
-   confidence matrix cannot express "dislike".
+3. **Sum** per (customer, item), in float64. Negative weights (e.g. ``remove_from_cart``)
+   lower the sum; a pair whose sum is <= 0 carries no positive evidence and is dropped,
+   because an implicit confidence matrix cannot express "dislike".
 4. **Minimum support**: customers with fewer than ``min_customer_support`` distinct items and
    items with fewer than ``min_item_support`` distinct customers are removed. By default the
    filter is *iterated* until both hold at once (a k-core); ``support_passes=1`` applies a
@@ -24,7 +26,9 @@ from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from typing import Any, Literal
 
+import numpy as np
 import polars as pl
+import scipy.sparse as sp
 
 DEFAULT_WEIGHTS: dict[str, float] = {
     "view": 1.0,
@@ -98,26 +102,28 @@ class InteractionConfig:
         return cls(**data)
 
 
-def event_weights(events: pl.DataFrame | pl.LazyFrame, config: InteractionConfig) -> pl.LazyFrame:
-    """Events with a ``w`` column: type weight (x quantity where configured) x time decay.
-
-    Events whose type weighs 0 (or is not in the table) are left out.
-    """
-    lazy = events.lazy()
+def _weight_expr(events: pl.DataFrame | pl.LazyFrame, config: InteractionConfig) -> pl.Expr:
+    """Each event's weight: type weight (x quantity where configured) x time decay."""
     weight = pl.col("event_type").replace_strict(
         config.weights, default=0.0, return_dtype=pl.Float64
     )
     if config.quantity_types:
         scaled = pl.col("event_type").is_in(list(config.quantity_types))
         weight = weight * pl.when(scaled).then(pl.col("quantity").fill_null(1.0)).otherwise(1.0)
-    lazy = lazy.with_columns(w=weight).filter(pl.col("w") != 0.0)
     if config.half_life_days is not None:
         ref = reference_time(events, config)
         age_days = (pl.lit(ref).cast(pl.Datetime("us", "UTC")) - pl.col("timestamp")).dt
         age = (age_days.total_microseconds().cast(pl.Float64) / 86_400e6).clip(lower_bound=0.0)
-        decay = (age * (-math.log(2.0) / config.half_life_days)).exp()
-        lazy = lazy.with_columns(w=pl.col("w") * decay)
-    return lazy
+        weight = weight * (age * (-math.log(2.0) / config.half_life_days)).exp()
+    return weight
+
+
+def event_weights(events: pl.DataFrame | pl.LazyFrame, config: InteractionConfig) -> pl.LazyFrame:
+    """Events with a ``w`` column: type weight (x quantity where configured) x time decay.
+
+    Events whose type weighs 0 (or is not in the table) are left out.
+    """
+    return events.lazy().with_columns(w=_weight_expr(events, config)).filter(pl.col("w") != 0.0)
 
 
 def reference_time(events: pl.DataFrame | pl.LazyFrame, config: InteractionConfig) -> datetime:
@@ -130,6 +136,92 @@ def reference_time(events: pl.DataFrame | pl.LazyFrame, config: InteractionConfi
     return latest
 
 
+@dataclass
+class PairWeights:
+    """Summed event weights per (customer, item), on integer codes.
+
+    ``matrix[r, c]`` is the (decayed) weight sum of customer ``customers[r]`` and item
+    ``items[c]``; only pairs with a sum > 0 that pass the minimum support are stored (as a
+    canonical float64 CSR: sorted indices, no duplicates, no zeros). ``customers`` / ``items``
+    are the sorted distinct ids of all the events, so a row or column may be empty.
+    """
+
+    matrix: sp.csr_matrix
+    customers: pl.Series
+    items: pl.Series
+
+    def present(self) -> tuple[np.ndarray, np.ndarray]:
+        """(customer rows, item columns) that hold at least one pair, as boolean masks."""
+        rows = np.diff(self.matrix.indptr) > 0
+        cols = np.bincount(self.matrix.indices, minlength=self.matrix.shape[1]) > 0
+        return rows, cols
+
+    def coordinates(self) -> tuple[np.ndarray, np.ndarray]:
+        """(row code, column code) of every stored pair, in CSR order."""
+        indptr = self.matrix.indptr
+        rows = np.repeat(np.arange(len(indptr) - 1, dtype=np.int64), np.diff(indptr))
+        return rows, self.matrix.indices.astype(np.int64)
+
+
+def _codes(ids: pl.Series) -> tuple[np.ndarray, pl.Series]:
+    """(code per value, sorted distinct values): ``distinct[code[k]] == ids[k]``."""
+    if ids.null_count():
+        raise ValueError(
+            f"events have null {ids.name} values; validate them first (features.validate)"
+        )
+    distinct = ids.unique().sort()
+    codes = ids.cast(pl.Enum(distinct)).to_physical().to_numpy()
+    return codes, distinct
+
+
+def _coded_events(
+    events: pl.DataFrame | pl.LazyFrame, config: InteractionConfig, *, timestamps: bool = False
+) -> tuple[pl.DataFrame, pl.Series, pl.Series]:
+    """Events as (``r``, ``c``, ``w`` [, ``timestamp``]) with the distinct customers and items.
+
+    ``r`` / ``c`` index the sorted distinct ids; zero weights are kept (they add nothing).
+    """
+    columns = [
+        pl.col("customer_id").cast(pl.String),
+        pl.col("item_id").cast(pl.String),
+        _weight_expr(events, config).alias("w"),
+    ]
+    if timestamps:
+        columns.append(pl.col("timestamp"))
+    frame = events.lazy().select(columns).collect()
+    rows, customers = _codes(frame["customer_id"])
+    cols, items = _codes(frame["item_id"])
+    coded = frame.select(pl.Series("r", rows), pl.Series("c", cols), *frame.columns[2:])
+    return coded, customers, items
+
+
+def _sum_pairs(
+    coded: pl.DataFrame, customers: pl.Series, items: pl.Series, config: InteractionConfig
+) -> PairWeights:
+    """Sum the weights per pair (scipy adds repeated (row, column) entries), drop sums <= 0,
+    then apply the minimum support."""
+    matrix = sp.csr_matrix(
+        (coded["w"].to_numpy(), (coded["r"].to_numpy(), coded["c"].to_numpy())),
+        shape=(len(customers), len(items)),
+        dtype=np.float64,
+    )
+    matrix.sum_duplicates()  # canonical: sorted indices, one entry per pair
+    matrix.data[matrix.data <= 0.0] = 0.0
+    matrix.eliminate_zeros()
+    return PairWeights(apply_min_support(matrix, config), customers, items)
+
+
+def pair_weights(events: pl.DataFrame | pl.LazyFrame, config: InteractionConfig) -> PairWeights:
+    """Steps 1-4 of the module doc: weighted, decayed, summed pairs after minimum support."""
+    return _sum_pairs(*_coded_events(events, config), config)
+
+
+def confidence(raw_weight: np.ndarray, config: InteractionConfig) -> np.ndarray:
+    """Step 5: ``alpha * w`` (linear) or ``log1p(alpha * w)``, float64."""
+    scaled = np.asarray(raw_weight, dtype=np.float64) * config.alpha
+    return np.log1p(scaled) if config.confidence == "log1p" else scaled
+
+
 def aggregate(
     events: pl.DataFrame | pl.LazyFrame,
     config: InteractionConfig | None = None,
@@ -139,42 +231,67 @@ def aggregate(
     """One row per (customer, item): ``weight`` (confidence), ``n_events``, ``last_ts``.
 
     Also ``raw_weight``: the decayed sum before confidence scaling. ``details=False`` leaves
-    out ``n_events`` and ``last_ts`` (faster; what the matrix builder needs).
+    out ``n_events`` (events with a non-zero weight) and ``last_ts`` (the latest of them).
+    Rows are sorted by customer, then item.
     """
     config = config or InteractionConfig()
-    aggs = [pl.col("w").sum().alias("raw_weight")]
-    if details:
-        aggs += [
-            pl.len().cast(pl.Int64).alias("n_events"),
-            pl.col("timestamp").max().alias("last_ts"),
-        ]
-    pairs = (
-        event_weights(events, config)
-        .group_by("customer_id", "item_id")
-        .agg(aggs)
-        .filter(pl.col("raw_weight") > 0.0)
-        .collect()
+    coded, customers, items = _coded_events(events, config, timestamps=details)
+    pairs = _sum_pairs(coded, customers, items, config)
+    rows, cols = pairs.coordinates()
+    raw = pairs.matrix.data
+    out = pl.DataFrame(
+        {
+            "r": rows,
+            "c": cols,
+            "customer_id": customers.gather(rows),
+            "item_id": items.gather(cols),
+            "weight": confidence(raw, config),
+            "raw_weight": raw,
+        }
     )
-    pairs = apply_min_support(pairs, config)
-    scaled = pl.col("raw_weight") * config.alpha
-    confidence = scaled.log1p() if config.confidence == "log1p" else scaled
-    extra = ["n_events", "last_ts"] if details else []
-    return pairs.select("customer_id", "item_id", confidence.alias("weight"), *extra, "raw_weight")
+    extra: list[str] = []
+    if details:
+        stats = (
+            coded.lazy()
+            .filter(pl.col("w") != 0.0)
+            .group_by("r", "c")
+            .agg(
+                pl.len().cast(pl.Int64).alias("n_events"),
+                pl.col("timestamp").max().alias("last_ts"),
+            )
+        )
+        out = (
+            out.lazy()
+            .join(
+                stats.with_columns(pl.col("r", "c").cast(pl.Int64)),
+                on=["r", "c"],
+                how="left",
+                maintain_order="left",
+            )
+            .collect()
+        )
+        extra = ["n_events", "last_ts"]
+    return out.select("customer_id", "item_id", "weight", *extra, "raw_weight")
 
 
-def apply_min_support(pairs: pl.DataFrame, config: InteractionConfig) -> pl.DataFrame:
-    """Drop customers/items below their minimum support (distinct partners); see module doc."""
+def apply_min_support(matrix: sp.csr_matrix, config: InteractionConfig) -> sp.csr_matrix:
+    """Drop customers (rows) / items (columns) below their minimum support (distinct
+    partners) from a canonical CSR of positive sums; see module doc. Modifies ``matrix``."""
     min_c, min_i = config.min_customer_support, config.min_item_support
     if min_c <= 1 and min_i <= 1:
-        return pairs
+        return matrix
     passes = 0
     while config.support_passes is None or passes < config.support_passes:
-        before = pairs.height
+        before = matrix.nnz
         if min_c > 1:
-            pairs = pairs.filter(pl.len().over("customer_id") >= min_c)
+            short = np.diff(matrix.indptr) < min_c
+            matrix.data[np.repeat(short, np.diff(matrix.indptr))] = 0.0
+            matrix.eliminate_zeros()
         if min_i > 1:
-            pairs = pairs.filter(pl.len().over("item_id") >= min_i)
+            counts = np.bincount(matrix.indices, minlength=matrix.shape[1])
+            matrix.data[counts[matrix.indices] < min_i] = 0.0
+            matrix.eliminate_zeros()
         passes += 1
-        if pairs.height == before:
+        if matrix.nnz == before:
             break
-    return pairs
+    return matrix

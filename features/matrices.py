@@ -1,7 +1,7 @@
 """Sparse customer x item matrices, their id maps and the hybrid feature matrices.
 
 :func:`build_matrices` turns validated events (``features.schema.EVENT_SCHEMA``) into a CSR
-float32 confidence matrix through :func:`features.interactions.aggregate`, with stable id maps:
+float32 confidence matrix through :func:`features.interactions.pair_weights`, with stable id maps:
 given maps keep every known id at its index and new ids are appended (sorted, so a build is
 deterministic). :class:`Matrices` saves everything into one folder::
 
@@ -31,7 +31,7 @@ import polars as pl
 import scipy.sparse as sp
 
 from features.idmap import IdMap
-from features.interactions import InteractionConfig, aggregate
+from features.interactions import InteractionConfig, confidence, pair_weights
 from features.schema import CATEGORY_SEPARATOR
 
 FORMAT_VERSION = 1
@@ -149,12 +149,21 @@ class Matrices:
 # ---- building ------------------------------------------------------------------------------
 
 
-def _map_ids(ids: pl.Series, given: IdMap | None, extend: bool) -> IdMap:
-    """The id map for a build: given map (+ new ids sorted, when extending) or the sorted ids."""
-    distinct = ids.unique().sort()
+def _id_map(
+    ids: pl.Series, present: np.ndarray, given: IdMap | None, extend: bool
+) -> tuple[IdMap, np.ndarray]:
+    """The id map for a build and, per code of ``ids`` (sorted distinct), its index in the
+    map (-1: not in the map). Given maps keep their indices; new ``present`` ids are appended
+    (sorted) when extending; without a given map the present ids, sorted, are the map."""
+    kept = ids.filter(pl.Series(present, dtype=pl.Boolean))
+    target = np.full(len(ids), -1, dtype=np.int64)
     if given is None:
-        return IdMap(distinct)
-    return given.extended(distinct) if extend else given
+        idmap = IdMap(kept)
+        target[present] = np.arange(len(kept), dtype=np.int64)
+        return idmap, target
+    idmap = given.extended(kept) if extend else given
+    target[present] = idmap.index_of(kept)
+    return idmap, target
 
 
 def build_matrices(
@@ -178,19 +187,23 @@ def build_matrices(
     out (counted in ``meta["dropped_unknown"]``), e.g. to map test events onto train maps.
     ``catalog_items=True`` adds every catalog item to the item map (cold items get a column).
     ``catalog`` / ``customer_attrs`` also build the feature matrices (see module doc).
+
+    The pairs come from :func:`features.interactions.pair_weights` (weights summed on integer
+    codes of the sorted distinct ids); their codes are then moved to the map indices.
     """
     config = config or InteractionConfig()
-    pairs = aggregate(events, config, details=False)
-    n_pairs = pairs.height
-    customer_map = _map_ids(pairs["customer_id"], customers, extend)
+    pairs = pair_weights(events, config)
+    n_pairs = pairs.matrix.nnz
+    present_rows, present_cols = pairs.present()
+    customer_map, row_index = _id_map(pairs.customers, present_rows, customers, extend)
     if catalog is not None and catalog_items:
         catalog_ids = catalog["item_id"].cast(pl.String).drop_nulls()
         items = (items or IdMap([])).extended(catalog_ids.unique().sort()) if extend else items
-    item_map = _map_ids(pairs["item_id"], items, extend)
+    item_map, col_index = _id_map(pairs.items, present_cols, items, extend)
 
-    rows = customer_map.index_of(pairs["customer_id"])
-    cols = item_map.index_of(pairs["item_id"])
-    values = pairs["weight"].to_numpy().astype(np.float32)
+    row_codes, col_codes = pairs.coordinates()
+    rows, cols = row_index[row_codes], col_index[col_codes]
+    values = confidence(pairs.matrix.data, config).astype(np.float32)
     known = (rows >= 0) & (cols >= 0)
     if not known.all():
         rows, cols, values = rows[known], cols[known], values[known]
@@ -204,7 +217,7 @@ def build_matrices(
         customers=customer_map,
         items=item_map,
         config=config,
-        meta={"pairs": n_pairs, "dropped_unknown": int(n_pairs - int(known.sum()))},
+        meta={"pairs": n_pairs, "dropped_unknown": int(n_pairs - len(values))},
     )
     if catalog is not None:
         result.item_features, result.item_feature_names = item_feature_matrix(
