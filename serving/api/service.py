@@ -11,6 +11,7 @@ popular/trending lists and says so (``degraded``).
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
@@ -321,6 +322,7 @@ class RecommendationService:
                 fb = local.fallback_from_lists(table, lists, self.store.list_name)
                 bundle = self._bundles[version] = _Bundle(table, fb)
                 self._save_local_copy(table, fb)
+                _freeze_heap()
                 if 0 < table.n_items <= self.settings.similar_cache_items:
                     task = asyncio.create_task(self._preload_similar(version, table.n_items))
                     self._tasks.add(task)
@@ -363,6 +365,7 @@ class RecommendationService:
                 await asyncio.sleep(0)  # let requests run between chunks
         except REDIS_DOWN:
             return
+        _freeze_heap()
 
     async def _similar_lists(
         self, version: str, table: ItemTable, seeds: Iterable[Seed]
@@ -389,6 +392,16 @@ class RecommendationService:
                 if self.settings.similar_cache_items:
                     cache[(version, idx)] = found
         return out
+
+
+def _freeze_heap() -> None:
+    """Move everything alive now (a version's item table, similar lists: long-lived, hundreds
+    of thousands of objects) out of the cyclic garbage collector's reach. Without this every
+    full collection walks them: tens of milliseconds, many times a minute under load (a
+    large share of the CPU per request and the worst p99 latencies). Reference counting
+    still frees them when a version is dropped."""
+    gc.collect()
+    gc.freeze()
 
 
 def _client(settings: Settings) -> Any:
