@@ -5,10 +5,12 @@
 Reads any MovieLens ratings file (ratings.csv, u.data, ratings.dat) through the ingestion
 layout (rating >= 4 is a positive), cuts it with the protocol (recsys.evaluation.protocol),
 tunes each family with Optuna on the validation fold (non-positive weight included), refits
-the best on train and evaluates test once; then tunes a blend of the best families' rankings
-the same way. Every family is an MLflow run (trials nested) in the experiment ``quality``.
-Prints a table; the last line is one JSON object with test NDCG@10 per model, the best model
-and its NDCG@10. ``--record`` appends the table to BENCHMARKS.md.
+the best on train and evaluates test once (the six families of the issue plus
+``session_ease``: EASE with item transitions from each customer's latest items); then tunes
+a blend of the four best families on validation the same way. Every family is an MLflow run
+(trials nested) in the experiment ``quality``. Prints a table; the last line is one JSON
+object with test NDCG@10 per model, the best model and its NDCG@10. ``--record`` appends
+the table to BENCHMARKS.md.
 """
 
 from __future__ import annotations
@@ -134,9 +136,24 @@ FAMILIES: dict[str, tuple[dict[str, Any], dict[str, dict[str, Any]], int]] = {
         {"model.params.l2": f(10.0, 5000.0, log=True)},
         20,
     ),
+    # EASE plus item transitions from each customer's latest items (recsys.models.session_ease)
+    "session_ease": (
+        {"l2": 150.0, "seq_weight": 1.0},
+        {
+            "model.params.l2": f(30.0, 2000.0, log=True),
+            "model.params.seq_weight": f(0.2, 10.0, log=True),
+            "model.params.window": i(2, 50, log=True),
+            "model.params.step_decay": f(0.3, 1.0),
+            "model.params.recent": i(1, 50, log=True),
+            "model.params.recent_decay": f(0.3, 1.0),
+            "model.params.session_hours": f(0.05, 48.0, log=True),
+            "model.params.gate": c("exp", "step"),
+        },
+        25,
+    ),
 }
 BLEND_TRIALS = 40
-BLEND_COMPONENTS = 5
+BLEND_COMPONENTS = 4
 
 
 def family_spec(family: str, params: dict[str, Any], space: dict[str, Any]) -> ExperimentSpec:

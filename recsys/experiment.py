@@ -35,10 +35,17 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import polars as pl
+import scipy.sparse as sp
 
 from features.interactions import InteractionConfig
 from features.matrices import Matrices, build_matrices
-from recsys.evaluation.protocol import Fold, ProtocolConfig, ProtocolData, evaluate
+from recsys.evaluation.protocol import (
+    Fold,
+    ProtocolConfig,
+    ProtocolData,
+    evaluate,
+    fit_matrices,
+)
 
 if TYPE_CHECKING:
     from recsys.evaluation.metrics import EvaluationResult
@@ -305,12 +312,14 @@ def fit_model(
     matrices: MatrixSource,
     cache: ModelCache | None = None,
     cache_key: int = 0,
+    timestamps: Callable[[], sp.csr_matrix] | None = None,
 ) -> RecommenderBase:
     """Build the spec's model and fit it on ``matrices(feature config)``.
 
     A blend's components are fitted first, each on its own feature config (the blend's, with
     the component's ``features`` override), and reused from ``cache`` when given (tuning
-    blend weights then costs no refit).
+    blend weights then costs no refit). ``timestamps`` provides the event-time matrix
+    (``recsys.models.sequences.event_times``) for models with ``fit_timestamps``.
     """
     from recsys.models import build
 
@@ -323,28 +332,33 @@ def fit_model(
             key = (cache_key, json.dumps([comp, comp_config.to_dict()], sort_keys=True))
             model = cache.get(key) if cache is not None else None
             if model is None:
-                m = matrices(comp_config)
                 model = build(comp["name"], **comp.get("params", {}))
-                model.fit(m.interactions, m.item_features, m.customer_features)
+                fit_matrices(model, matrices(comp_config), timestamps)
                 if cache is not None:
                     cache[key] = model
             components.append(model)
         params = {**params, "models": components, "fit_components": False}
     model = build(spec.model_name, **params)
-    m = matrices(config)
-    return model.fit(m.interactions, m.item_features, m.customer_features)
+    if spec.model_name == "blend":  # components are fitted: the blend only checks shapes
+        return fit_matrices(model, matrices(config), None)
+    return fit_matrices(model, matrices(config), timestamps)
 
 
 def fit_on_fold(
     spec: ExperimentSpec, fold: Fold, cache: ModelCache | None = None
 ) -> RecommenderBase:
-    return fit_model(spec, fold.matrices, cache, cache_key=id(fold))
+    return fit_model(spec, fold.matrices, cache, cache_key=id(fold), timestamps=fold.timestamps)
 
 
 def full_matrices(spec: ExperimentSpec, dataset: Dataset) -> MatrixSource:
     """Matrices over all the data (every customer), for the version publishing serves."""
+    from features.idmap import IdMap
+
     data = spec.data
     built: dict[str, Matrices] = {}
+    # one pair of id maps for every feature config, so blend components share columns
+    customers = IdMap.from_ids(dataset.events.get_column("customer_id").unique().sort())
+    items = IdMap.from_ids(dataset.events.get_column("item_id").unique().sort())
 
     def make(config: InteractionConfig) -> Matrices:
         key = json.dumps(config.to_dict(), sort_keys=True, default=str)
@@ -352,10 +366,24 @@ def full_matrices(spec: ExperimentSpec, dataset: Dataset) -> MatrixSource:
             built[key] = build_matrices(
                 dataset.events,
                 config,
+                customers=customers,
+                items=items,
+                extend=False,
                 catalog=dataset.catalog if data.get("item_features") else None,
                 customer_attrs=dataset.customers if data.get("customer_features") else None,
             )
         return built[key]
+
+    return make
+
+
+def full_timestamps(dataset: Dataset, matrices: Matrices) -> Callable[[], sp.csr_matrix]:
+    """Event times of all the data on ``matrices``' id maps (for ``fit_timestamps`` models)."""
+
+    def make() -> sp.csr_matrix:
+        from recsys.models.sequences import event_times
+
+        return event_times(dataset.events, matrices.customers, matrices.items)
 
     return make
 
@@ -421,8 +449,8 @@ def log_outcome(
     if settings.get("refit_all", True):
         progress("refitting on all the data")
         source = full_matrices(spec, dataset)
-        model = fit_model(spec, source)
         matrices = source(config)
+        model = fit_model(spec, source, timestamps=full_timestamps(dataset, matrices))
     else:
         matrices = data.test.matrices(config)
     bundle = tracking.ModelBundle(

@@ -80,16 +80,24 @@ def test_train_register_promote_load_same_recommendations(
 
 
 def test_second_version_and_explicit_promotion(tmp_path: Path, mlflow_store: str) -> None:
-    spec = shop_spec(
+    spec = shop_spec(  # a model fitted with event times (fit_timestamps), on the train split
         tmp_path,
-        {"name": "popularity", "params": {}},
+        {"name": "session_ease", "params": {"l2": 10.0}},
         mlflow={"refit_all": False, "model_name": "shop"},
     )
     first = train(spec)
     second = train(spec)
     assert (first.version, second.version) == ("1", "2")
     tracking.promote("shop", version="1")
-    assert tracking.load_model_version("shop").version == "1"
+    loaded = tracking.load_model_version("shop")
+    assert loaded.version == "1" and loaded.meta["refit_all"] is False
+    rows = np.arange(20)
+    assert loaded.matrices is not None
+    history = loaded.matrices.interactions[rows]
+    np.testing.assert_array_equal(
+        loaded.model.recommend(rows, 5, exclude=history)[0],
+        first.model.recommend(rows, 5, exclude=history)[0],
+    )
     assert tracking.load_model_version("shop", version=2).run_id == second.run_id
     with pytest.raises(LookupError, match="no"):
         tracking.load_model_version("shop", alias="nobody")

@@ -17,7 +17,7 @@ See ``docs/evaluation.md`` for the rules in prose. In code:
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -119,6 +119,7 @@ class Fold:
     catalog: pl.DataFrame | None = None
     customer_attrs: pl.DataFrame | None = None
     _matrices: dict[str, Matrices] = field(default_factory=dict, repr=False)
+    _timestamps: sp.csr_matrix | None = field(default=None, repr=False)
 
     @classmethod
     def from_events(
@@ -187,9 +188,30 @@ class Fold:
             self._matrices = {key: m}  # keep one: tuning changes the config every trial
         return self._matrices[key]
 
+    def timestamps(self) -> sp.csr_matrix:
+        """Event times of the training events on this fold's maps (for ``fit_timestamps``)."""
+        if self._timestamps is None:
+            from recsys.models.sequences import event_times
+
+            self._timestamps = event_times(self.train_events, self.customers, self.items)
+        return self._timestamps
+
     def fit(self, model: RecommenderBase, config: InteractionConfig) -> RecommenderBase:
-        m = self.matrices(config)
-        return model.fit(m.interactions, m.item_features, m.customer_features)
+        """Fit ``model`` on this fold's training matrices (and event times when it takes them)."""
+        return fit_matrices(model, self.matrices(config), self.timestamps)
+
+
+def fit_matrices(
+    model: RecommenderBase,
+    m: Matrices,
+    timestamps: Callable[[], sp.csr_matrix] | None = None,
+) -> RecommenderBase:
+    """Fit on matrices, passing event times to models that take them (``fit_timestamps``)."""
+    if timestamps is not None and model.fit_timestamps:
+        return model.fit(  # type: ignore[call-arg]
+            m.interactions, m.item_features, m.customer_features, timestamps=timestamps()
+        )
+    return model.fit(m.interactions, m.item_features, m.customer_features)
 
 
 def recommend_rows(
