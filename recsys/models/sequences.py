@@ -62,6 +62,20 @@ def transition_matrix(
     return matrix
 
 
+def normalise_transitions(
+    transitions: sp.csr_matrix, source_power: float, target_power: float
+) -> sp.csr_matrix:
+    """``T[i, j] / (out_i ** source_power * in_j ** target_power)`` (degrees: row/column sums)."""
+    out_degree = np.maximum(np.asarray(transitions.sum(axis=1)).ravel(), 1.0)
+    in_degree = np.maximum(np.asarray(transitions.sum(axis=0)).ravel(), 1.0)
+    scaled = (
+        sp.diags((out_degree**-source_power).astype(np.float32))
+        @ transitions
+        @ sp.diags((in_degree**-target_power).astype(np.float32))
+    )
+    return sp.csr_matrix(scaled, dtype=np.float32)
+
+
 def recent_items(
     customers: np.ndarray, items: np.ndarray, shape: tuple[int, int], recent: int, decay: float
 ) -> sp.csr_matrix:

@@ -6,7 +6,9 @@ Two item-item signals, each z-scored per customer over the catalog, then summed:
 - **transitions**: ``T[i, j]`` counts how often item ``j`` follows item ``i`` within ``window``
   steps of another customer's time-ordered sequence (step ``d`` weighs ``step_decay ** (d-1)``),
   queried with the customer's ``recent`` latest items (the latest weighs 1, the one before it
-  ``recent_decay``, ...): short-term context.
+  ``recent_decay``, ...): short-term context. ``T`` is divided by ``out_i ** source_norm``
+  and ``in_j ** target_norm`` (the items' total outgoing / incoming transition weight), which
+  damps hubs that follow everything.
 
 The transition signal is added with weight ``seq_weight * gate``, where ``gate`` is 1 when the
 customer's whole history (first to last event) spans at most ``session_hours`` and 0 otherwise
@@ -37,6 +39,7 @@ from recsys.models.ease import EASE
 from recsys.models.ranking import topn_chunked
 from recsys.models.sequences import (
     history_span_hours,
+    normalise_transitions,
     ordered_events,
     recent_items,
     transition_matrix,
@@ -72,6 +75,8 @@ class SessionEASE(EASE):
         recent_decay: float = 0.8,
         session_hours: float = 0.5,
         gate: str = "exp",
+        source_norm: float = 0.0,
+        target_norm: float = 0.0,
     ) -> None:
         super().__init__(l2, drop_p, confidence, alpha, dtype, max_items)
         self.seq_weight = seq_weight
@@ -81,12 +86,16 @@ class SessionEASE(EASE):
         self.recent_decay = recent_decay
         self.session_hours = session_hours
         self.gate = gate
+        self.source_norm = source_norm
+        self.target_norm = target_norm
 
     def _check_sequence_params(self) -> None:
         if self.gate not in GATES:
             raise ValueError(f"gate must be one of {GATES}, got {self.gate!r}")
         if self.window < 1 or self.recent < 1:
             raise ValueError("window and recent must be >= 1")
+        if self.source_norm < 0 or self.target_norm < 0:
+            raise ValueError("source_norm and target_norm must be >= 0")
         if self.session_hours <= 0 or self.seq_weight < 0:
             raise ValueError("session_hours must be > 0 and seq_weight >= 0")
 
@@ -106,8 +115,10 @@ class SessionEASE(EASE):
             return self
         timestamps = self._check_timestamps(timestamps, self.n_customers_)
         customers, items, times = ordered_events(timestamps)
-        self.transitions_ = transition_matrix(
-            customers, items, self.n_items_, self.window, self.step_decay
+        self.transitions_ = normalise_transitions(
+            transition_matrix(customers, items, self.n_items_, self.window, self.step_decay),
+            self.source_norm,
+            self.target_norm,
         )
         self.recent_, self.gate_ = self._context(customers, items, times, timestamps.shape[0])
         return self

@@ -13,7 +13,7 @@ from features.idmap import IdMap
 from recsys.models import build
 from recsys.models.base import RecommenderBase
 from recsys.models.blend import Blend
-from recsys.models.sequences import event_times
+from recsys.models.sequences import event_times, normalise_transitions
 from recsys.models.session_ease import SessionEASE
 from tests.models.contract import ContractTests, block_matrix, item_features
 
@@ -153,3 +153,13 @@ def test_blend_passes_times_to_components_that_take_them() -> None:
     assert isinstance(session, SessionEASE) and session.gate_[30] == 1.0
     items, _ = blend.recommend(np.array([30]), 1, exclude=interactions[[30]])
     assert items[0, 0] == 5
+
+
+def test_normalised_transitions_damp_hubs() -> None:
+    # item 2 follows both 0 and 1 often; item 3 follows only 1, once
+    transitions = sp.csr_matrix(np.array([[0, 0, 4, 0], [0, 0, 4, 1], [0, 0, 0, 0], [0, 0, 0, 0]]))
+    same = normalise_transitions(transitions.astype(np.float32), 0.0, 0.0)
+    np.testing.assert_allclose(same.toarray(), transitions.toarray())
+    damped = normalise_transitions(transitions.astype(np.float32), 0.5, 1.0).toarray()
+    np.testing.assert_allclose(damped[1], [0, 0, 4 / np.sqrt(5) / 8, 1 / np.sqrt(5) / 1])
+    assert damped[1, 3] > damped[1, 2]
