@@ -46,20 +46,24 @@ def ordered_events(timestamps: sp.csr_matrix) -> tuple[np.ndarray, np.ndarray, n
 def transition_matrix(
     customers: np.ndarray, items: np.ndarray, n_items: int, window: int, step_decay: float
 ) -> sp.csr_matrix:
-    """Items x items: weighted count of ``j`` following ``i`` within ``window`` steps."""
-    rows, cols, vals = [], [], []
+    """Items x items: weighted count of ``j`` following ``i`` within ``window`` steps.
+
+    Built one step at a time, so memory stays at one step's pairs plus the result."""
+    total = sp.csr_matrix((n_items, n_items), dtype=np.float32)
     for step in range(1, window + 1):
         same = customers[step:] == customers[:-step]
-        rows.append(items[:-step][same])
-        cols.append(items[step:][same])
-        vals.append(np.full(int(same.sum()), step_decay ** (step - 1), dtype=np.float32))
-    matrix = sp.csr_matrix(
-        (np.concatenate(vals), (np.concatenate(rows), np.concatenate(cols))),
-        shape=(n_items, n_items),
-        dtype=np.float32,
-    )
-    matrix.sum_duplicates()
-    return matrix
+        if not same.any():
+            break
+        pairs = sp.csr_matrix(
+            (
+                np.full(int(same.sum()), step_decay ** (step - 1), dtype=np.float32),
+                (items[:-step][same], items[step:][same]),
+            ),
+            shape=(n_items, n_items),
+            dtype=np.float32,
+        )
+        total = total + pairs
+    return sp.csr_matrix(total, dtype=np.float32)
 
 
 def normalise_transitions(
