@@ -174,12 +174,25 @@ def _codes(ids: pl.Series) -> tuple[np.ndarray, pl.Series]:
     return codes, distinct
 
 
+@dataclass
+class _CodedEvents:
+    """Events as integer codes: ``customers[rows[k]]``, ``items[cols[k]]``, weight ``w[k]``."""
+
+    rows: np.ndarray
+    cols: np.ndarray
+    w: np.ndarray
+    customers: pl.Series
+    items: pl.Series
+    timestamps: pl.Series | None = None
+
+
 def _coded_events(
     events: pl.DataFrame | pl.LazyFrame, config: InteractionConfig, *, timestamps: bool = False
-) -> tuple[pl.DataFrame, pl.Series, pl.Series]:
-    """Events as (``r``, ``c``, ``w`` [, ``timestamp``]) with the distinct customers and items.
+) -> _CodedEvents:
+    """Each event's weight and the codes of its ids among the sorted distinct ids.
 
-    ``r`` / ``c`` index the sorted distinct ids; zero weights are kept (they add nothing).
+    Zero weights are kept (they add nothing to a sum; ids seen only with them end up in
+    empty rows/columns).
     """
     columns = [
         pl.col("customer_id").cast(pl.String),
@@ -191,29 +204,33 @@ def _coded_events(
     frame = events.lazy().select(columns).collect()
     rows, customers = _codes(frame["customer_id"])
     cols, items = _codes(frame["item_id"])
-    coded = frame.select(pl.Series("r", rows), pl.Series("c", cols), *frame.columns[2:])
-    return coded, customers, items
+    return _CodedEvents(
+        rows=rows,
+        cols=cols,
+        w=frame["w"].to_numpy(),
+        customers=customers,
+        items=items,
+        timestamps=frame["timestamp"] if timestamps else None,
+    )
 
 
-def _sum_pairs(
-    coded: pl.DataFrame, customers: pl.Series, items: pl.Series, config: InteractionConfig
-) -> PairWeights:
+def _sum_pairs(coded: _CodedEvents, config: InteractionConfig) -> PairWeights:
     """Sum the weights per pair (scipy adds repeated (row, column) entries), drop sums <= 0,
     then apply the minimum support."""
     matrix = sp.csr_matrix(
-        (coded["w"].to_numpy(), (coded["r"].to_numpy(), coded["c"].to_numpy())),
-        shape=(len(customers), len(items)),
+        (coded.w, (coded.rows, coded.cols)),
+        shape=(len(coded.customers), len(coded.items)),
         dtype=np.float64,
     )
     matrix.sum_duplicates()  # canonical: sorted indices, one entry per pair
     matrix.data[matrix.data <= 0.0] = 0.0
     matrix.eliminate_zeros()
-    return PairWeights(apply_min_support(matrix, config), customers, items)
+    return PairWeights(apply_min_support(matrix, config), coded.customers, coded.items)
 
 
 def pair_weights(events: pl.DataFrame | pl.LazyFrame, config: InteractionConfig) -> PairWeights:
     """Steps 1-4 of the module doc: weighted, decayed, summed pairs after minimum support."""
-    return _sum_pairs(*_coded_events(events, config), config)
+    return _sum_pairs(_coded_events(events, config), config)
 
 
 def confidence(raw_weight: np.ndarray, config: InteractionConfig) -> np.ndarray:
@@ -235,41 +252,32 @@ def aggregate(
     Rows are sorted by customer, then item.
     """
     config = config or InteractionConfig()
-    coded, customers, items = _coded_events(events, config, timestamps=details)
-    pairs = _sum_pairs(coded, customers, items, config)
+    coded = _coded_events(events, config, timestamps=details)
+    pairs = _sum_pairs(coded, config)
     rows, cols = pairs.coordinates()
     raw = pairs.matrix.data
     out = pl.DataFrame(
         {
             "r": rows,
             "c": cols,
-            "customer_id": customers.gather(rows),
-            "item_id": items.gather(cols),
+            "customer_id": pairs.customers.gather(rows),
+            "item_id": pairs.items.gather(cols),
             "weight": confidence(raw, config),
             "raw_weight": raw,
         }
     )
     extra: list[str] = []
-    if details:
+    if details and coded.timestamps is not None:
         stats = (
-            coded.lazy()
+            pl.DataFrame(
+                {"r": coded.rows, "c": coded.cols, "w": coded.w, "timestamp": coded.timestamps}
+            )
             .filter(pl.col("w") != 0.0)
             .group_by("r", "c")
-            .agg(
-                pl.len().cast(pl.Int64).alias("n_events"),
-                pl.col("timestamp").max().alias("last_ts"),
-            )
+            .agg(n_events=pl.len().cast(pl.Int64), last_ts=pl.col("timestamp").max())
+            .with_columns(pl.col("r", "c").cast(pl.Int64))
         )
-        out = (
-            out.lazy()
-            .join(
-                stats.with_columns(pl.col("r", "c").cast(pl.Int64)),
-                on=["r", "c"],
-                how="left",
-                maintain_order="left",
-            )
-            .collect()
-        )
+        out = out.join(stats, on=["r", "c"], how="left", maintain_order="left")
         extra = ["n_events", "last_ts"]
     return out.select("customer_id", "item_id", "weight", *extra, "raw_weight")
 
