@@ -20,7 +20,8 @@ Each item carries a reason a person can read.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from bisect import bisect_right
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -211,17 +212,16 @@ def rerank(
     n = request.n
     if n <= 0:
         return []
-    p_items, p_score, p_source, seed_lists = _personal(
-        table, candidates, seeds, similar, request.now, config
-    )
+    pool = _personal(table, candidates, seeds, similar, request.now, config)
+    p_items = pool.items
     # Fast path: the personal pool alone fills the list under the rules and diversity.
     if p_items.size >= n:
-        key = 1.0 + np.maximum(p_score, 0.0)
+        key = 1.0 + np.maximum(pool.score, 0.0)
         keep_pos = np.flatnonzero(_allowed(p_items, table, state, request, config))
         if keep_pos.size >= n:  # already in score order
             chosen = _diversify(keep_pos, key, p_items, table, n, config)
             if chosen.size >= n:
-                return _explain(chosen, p_items, key, p_items.size, p_source, seed_lists, [], table)
+                return _explain(chosen, p_items, key, pool, [], table)
 
     # -- fallback chain: trending in category, popular, trending ------------------------
     chain: list[tuple[np.ndarray, str, str]] = []  # (items best first, code, arg)
@@ -234,7 +234,6 @@ def rerank(
         chain.append((fallback.trending.items.astype(np.int64, copy=False), TRENDING, ""))
 
     items = np.concatenate([p_items] + [c[0] for c in chain]) if chain else p_items
-    n_personal = p_items.size
     # Key for ordering/diversity: personal items score above every fallback item.
     # Reported scores: 1 + combined score for personal items, (0, 1) by list position after.
     n_stages = len(chain)
@@ -242,7 +241,7 @@ def rerank(
         (n_stages - stage - 1 + (c[0].size - np.arange(c[0].size)) / (c[0].size + 1.0)) / n_stages
         for stage, c in enumerate(chain)
     ]
-    key = np.concatenate([1.0 + np.maximum(p_score, 0.0), *fb_key])
+    key = np.concatenate([1.0 + np.maximum(pool.score, 0.0), *fb_key])
 
     # Dedupe (first occurrence wins: the personal pool, then the chain in order).
     _, first = np.unique(items, return_index=True)
@@ -255,7 +254,45 @@ def rerank(
     if chosen.size < n:  # diversity left the list short: fill with the best of the rest
         rest = order[~np.isin(order, chosen)]
         chosen = np.concatenate([chosen, rest[: n - chosen.size]])
-    return _explain(chosen, items, key, n_personal, p_source, seed_lists, chain, table)
+    return _explain(chosen, items, key, pool, chain, table)
+
+
+class _Pool:
+    """The personal pool best first (``items``, combined ``score``) and what explains each
+    item: position ``i`` is item ``uniq[order[i]]``; for it, ``explained`` says whether
+    the session part of its score beats the model part and ``best`` is the position (in
+    the concatenated candidates + similar lists) of its strongest session entry, whose
+    list belongs to ``seeds[k]`` with ``starts[k] <= best``."""
+
+    __slots__ = ("best", "explained", "items", "order", "score", "seeds", "starts")
+
+    def __init__(
+        self,
+        items: np.ndarray,
+        score: np.ndarray,
+        order: np.ndarray | None = None,
+        explained: np.ndarray | None = None,
+        best: np.ndarray | None = None,
+        seeds: Sequence[Seed] = (),
+        starts: Sequence[int] = (),
+    ) -> None:
+        self.items, self.score, self.order = items, score, order
+        self.explained, self.best, self.seeds, self.starts = explained, best, seeds, starts
+
+    def reasons(self, positions: list[int]) -> list[tuple[str, str]]:
+        """(reason code, argument) of the pool items at ``positions``."""
+        if not self.seeds or self.order is None or self.explained is None or self.best is None:
+            return [(FOR_YOU, "")] * len(positions)
+        u = self.order[positions]
+        out = []
+        for explained, best in zip(self.explained[u].tolist(), self.best[u].tolist(), strict=True):
+            k = bisect_right(self.starts, best) - 1 if explained else -1
+            if k >= 0:
+                seed = self.seeds[k]
+                out.append((seed.reason_code, seed.item_id))
+            else:
+                out.append((FOR_YOU, ""))
+        return out
 
 
 def _personal(
@@ -265,71 +302,84 @@ def _personal(
     similar: Mapping[str, Candidates],
     now: float,
     config: RerankConfig,
-) -> tuple[np.ndarray, np.ndarray, np.ndarray, list[tuple[int, Seed, np.ndarray]]]:
-    """The personal pool best first: (items, combined scores, index of the seed that
-    explains each item or -1 for the model, the seed lists)."""
-    n_cand = len(candidates)
-    parts = [candidates.items.astype(np.int64, copy=False)] if n_cand else []
-    seed_lists: list[tuple[int, Seed, np.ndarray]] = []  # (offset, seed, similar items)
-    offset = n_cand
+) -> _Pool:
+    """The personal pool: model candidates and the seeds' similar lists, one entry per item.
+
+    Written for a few hundred entries per request: a handful of whole-array operations
+    (one sort groups the entries by item) rather than per-item Python. An item a candidate
+    list holds twice keeps its best model score; its similarity to recent activity sums over
+    every list entry."""
+    c_items = candidates.items
+    n_cand = c_items.shape[0]
+    parts = [c_items] if n_cand else []
+    sim_scores: list[np.ndarray] = []
+    used: list[Seed] = []
+    starts: list[int] = []  # where each used seed's list starts in the pool
+    end = n_cand
     for seed in seeds:
         sims = similar.get(seed.item_id)
-        if sims is None or not len(sims):
+        if sims is None or not sims.items.shape[0]:
             continue
-        parts.append(sims.items.astype(np.int64, copy=False))
-        seed_lists.append((offset, seed, sims.scores))
-        offset += len(sims)
+        parts.append(sims.items)
+        sim_scores.append(sims.scores)
+        used.append(seed)
+        starts.append(end)
+        end += sims.items.shape[0]
     if not parts:
-        return np.empty(0, np.int64), np.empty(0), np.empty(0, np.int64), seed_lists
+        return _Pool(np.empty(0, np.int64), np.empty(0))
 
     pool = np.concatenate(parts) if len(parts) > 1 else parts[0]
-    uniq, inv = np.unique(pool, return_inverse=True)
-    model = np.zeros(uniq.size)
+    vals = np.zeros((end, 2))  # per entry: model part, session part
     if n_cand:
-        model[inv[:n_cand]] = config.model_weight * _normalise(candidates.scores)
-    source = np.full(uniq.size, -1, dtype=np.int64)
-    if seed_lists:
-        # similarity to recent activity, all seeds at once: each list scaled to its maximum,
-        # times the seed's weight; summed per item; the strongest seed explains the item
-        sizes = np.array([c[2].size for c in seed_lists])
-        sims_all = np.maximum(np.concatenate([c[2] for c in seed_lists]).astype(np.float64), 0)
-        starts = np.zeros(sizes.size, dtype=np.int64)
-        starts[1:] = np.cumsum(sizes)[:-1]
-        tops = np.maximum.reduceat(sims_all, starts)
-        if (tops <= 0).any():  # an all-zero list: every item counts fully
-            sims_all[np.repeat(tops <= 0, sizes)] = 1.0
-            tops = np.where(tops > 0, tops, 1.0)
-        weights = np.array([c[1].weight for c in seed_lists]) / tops
-        contrib = sims_all * np.repeat(weights, sizes)
-        pos = inv[n_cand:]
-        session = config.session_weight * np.bincount(pos, weights=contrib, minlength=uniq.size)
-        by = np.lexsort((contrib, pos))  # by item, then contribution: the last is the best
-        pos_sorted = pos[by]
-        last = np.empty(pos_sorted.size, dtype=bool)
-        last[-1] = True
-        np.not_equal(pos_sorted[1:], pos_sorted[:-1], out=last[:-1])
-        source[pos_sorted[last]] = np.repeat(np.arange(len(seed_lists)), sizes)[by][last]
-        score = model + session
-        explained = session > model
-    else:
-        score = model
-        explained = None
-    score = score + _boosts(uniq, table, now, config)
+        vals[:n_cand, 0] = config.model_weight * _normalise(candidates.scores)
+    if used:
+        # similarity to recent activity: each list scaled to its maximum, times the seed's
+        # weight (an all-zero list: every item counts fully)
+        sims_all = np.concatenate(sim_scores, dtype=np.float64)
+        np.maximum(sims_all, 0.0, out=sims_all)
+        local = [s - n_cand for s in starts]
+        tops = np.maximum.reduceat(sims_all, local).tolist()
+        factors = []
+        for k, (seed, top) in enumerate(zip(used, tops, strict=True)):
+            if top <= 0:
+                sims_all[local[k] : (local[k + 1] if k + 1 < len(local) else None)] = 1.0
+                top = 1.0
+            factors.append(seed.weight / top)
+        sizes = [b - a for a, b in zip(starts, [*starts[1:], end], strict=True)]
+        vals[n_cand:, 1] = sims_all * np.repeat(factors, sizes)
+
+    # group the entries by item, strongest session entry last in each group
+    by = np.lexsort((vals[:, 1], pool))
+    sorted_items = pool[by]
+    last = np.empty(end, dtype=bool)
+    last[-1] = True
+    np.not_equal(sorted_items[1:], sorted_items[:-1], out=last[:-1])
+    ends = np.flatnonzero(last)
+    firsts = np.empty_like(ends)
+    firsts[0] = 0
+    np.add(ends[:-1], 1, out=firsts[1:])
+    grouped = vals[by]
+    model = np.maximum.reduceat(grouped[:, 0], firsts)  # an item listed twice: its best
+    session = config.session_weight * np.add.reduceat(grouped[:, 1], firsts)
+    uniq = sorted_items[ends]
+    score = model + session
+    _add_boosts(score, uniq, table, now, config)
     order = np.argsort(-score, kind="stable")
-    p_source = np.where(explained, source, -1)[order] if explained is not None else source
-    return uniq[order], score[order], p_source, seed_lists
+    if not used:
+        return _Pool(uniq[order], score[order])
+    return _Pool(uniq[order], score[order], order, session > model, by[ends], used, starts)
 
 
-def _boosts(items: np.ndarray, table: ItemTable, now: float, config: RerankConfig) -> np.ndarray:
-    boost = np.zeros(items.size)
+def _add_boosts(
+    score: np.ndarray, items: np.ndarray, table: ItemTable, now: float, config: RerankConfig
+) -> None:
+    """Add the new-arrival and promoted boosts of ``items`` to ``score`` (in place)."""
     if config.new_arrival_boost:
-        boost += config.new_arrival_boost * rules.is_new_mask(
-            items, table, now, config.new_arrival_days
-        )
+        new = rules.is_new_mask(items, table, now, config.new_arrival_days)
+        score += config.new_arrival_boost * new
     if config.promoted and config.promoted_boost:
         promoted = rules.indices_of(table, config.promoted)
-        boost += config.promoted_boost * rules.member_mask(items, promoted)
-    return boost
+        score += config.promoted_boost * rules.member_mask(items, promoted)
 
 
 def _allowed(
@@ -392,27 +442,21 @@ def _explain(
     chosen: np.ndarray,
     items: np.ndarray,
     key: np.ndarray,
-    n_personal: int,
-    p_source: np.ndarray,
-    seed_lists: list[tuple[int, Seed, np.ndarray]],
+    pool: _Pool,
     chain: list[tuple[np.ndarray, str, str]],
     table: ItemTable,
 ) -> list[RankedItem]:
-    bounds = np.cumsum([n_personal] + [c[0].size for c in chain]) if chain else None
+    n_personal = pool.items.shape[0]
+    bounds = np.cumsum([n_personal] + [c[0].size for c in chain]).tolist() if chain else []
+    positions = chosen.tolist()
     ids = table.item_ids[items[chosen]].tolist()
     scores = np.round(key[chosen], 6).tolist()
+    personal = iter(pool.reasons([p for p in positions if p < n_personal]))
     out: list[RankedItem] = []
-    for pos, item_id, score in zip(chosen.tolist(), ids, scores, strict=True):
+    for pos, item_id, score in zip(positions, ids, scores, strict=True):
         if pos < n_personal:
-            src = int(p_source[pos])
-            if src >= 0:
-                seed = seed_lists[src][1]
-                code, arg = seed.reason_code, seed.item_id
-            else:
-                code, arg = FOR_YOU, ""
+            code, arg = next(personal)
         else:
-            assert bounds is not None
-            stage = int(np.searchsorted(bounds, pos, side="right")) - 1
-            _, code, arg = chain[stage]
+            _, code, arg = chain[bisect_right(bounds, pos) - 1]
         out.append(RankedItem(str(item_id), score, reason_text(code, arg), code))
     return out

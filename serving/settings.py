@@ -78,7 +78,7 @@ class Settings(BaseSettings):
     )
 
     # --- re-ranking (see serving.rerank.RerankConfig) ------------------------------------------
-    model_weight: float = 1.0
+    model_weight: float = Field(default=1.0, ge=0)
     session_weight: float = 1.2
     session_half_life_s: float = Field(default=1800.0, gt=0)
     view_weight: float = DEFAULT_EVENT_WEIGHTS["view"]
