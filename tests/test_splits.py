@@ -35,6 +35,12 @@ def frame(rows: list[tuple[str, str, str, int]]) -> pl.DataFrame:
     )
 
 
+def latest(df: pl.DataFrame) -> datetime:
+    value = df.get_column("timestamp").max()
+    assert isinstance(value, datetime)
+    return value
+
+
 def pairs(df: pl.DataFrame) -> set[tuple[str, str]]:
     return set(df.select("customer_id", "item_id").iter_rows())
 
@@ -67,7 +73,7 @@ def test_temporal_holdout_rules() -> None:
     train_a = split.train.filter(pl.col("customer_id") == "a")
     assert sorted(train_a.get_column("item_id").to_list()) == ["i1", "i2", "i3", "i4", "x"]
     # non-positives strictly before the first test positive (day 5), nothing later
-    assert train_a.get_column("timestamp").max() < T0 + timedelta(days=5)
+    assert latest(train_a) < T0 + timedelta(days=5)
     assert "c" not in split.train.get_column("customer_id").to_list()
     r = split.report
     assert r.rows == {TRAIN: 9, TEST: 2, COLD_ITEM: 1, AFTER_CUT: 4, SMALL_CUSTOMER: 2}
@@ -157,7 +163,7 @@ def test_global_cutoff_counts_cold_customers_and_items() -> None:
     r = split.report
     assert (r.cold_items, r.cold_customers) == (1, 1)
     assert r.rows == {TRAIN: 4, TEST: 1, AFTER_CUT: 1, COLD_ITEM: 1, COLD_CUSTOMER: 1}
-    assert split.train.get_column("timestamp").max() < T0 + timedelta(days=5)
+    assert latest(split.train) < T0 + timedelta(days=5)
     # validation window as long as the test one (3 days): cut at day 2
     assert pairs(split.validation) == {("c", "i1")}
-    assert split.validation_train.get_column("timestamp").max() < T0 + timedelta(days=2)
+    assert latest(split.validation_train) < T0 + timedelta(days=2)
