@@ -102,11 +102,23 @@ class InteractionConfig:
         return cls(**data)
 
 
+def _type_weight(weights: dict[str, float]) -> pl.Expr:
+    """Each event's type weight, 0.0 for types not in the table. A short table compares
+    faster as a when/then chain than as a hash lookup (the usual case: a handful of types)."""
+    nonzero = [(name, w) for name, w in weights.items() if w != 0.0]
+    if not nonzero or len(nonzero) > 16:
+        return pl.col("event_type").replace_strict(weights, default=0.0, return_dtype=pl.Float64)
+    event = pl.col("event_type")
+    (name, w), *rest = nonzero
+    chain: Any = pl.when(event == name).then(pl.lit(w, pl.Float64))
+    for name, w in rest:
+        chain = chain.when(event == name).then(pl.lit(w, pl.Float64))
+    return chain.otherwise(pl.lit(0.0, pl.Float64))
+
+
 def _weight_expr(events: pl.DataFrame | pl.LazyFrame, config: InteractionConfig) -> pl.Expr:
     """Each event's weight: type weight (x quantity where configured) x time decay."""
-    weight = pl.col("event_type").replace_strict(
-        config.weights, default=0.0, return_dtype=pl.Float64
-    )
+    weight = _type_weight(config.weights)
     if config.quantity_types:
         scaled = pl.col("event_type").is_in(list(config.quantity_types))
         weight = weight * pl.when(scaled).then(pl.col("quantity").fill_null(1.0)).otherwise(1.0)

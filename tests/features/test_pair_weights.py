@@ -114,6 +114,9 @@ CONFIGS = [
     InteractionConfig(min_customer_support=3, min_item_support=4),
     InteractionConfig(min_customer_support=3, min_item_support=4, support_passes=1),
     InteractionConfig(confidence="linear").with_weights(wishlist=2.0, view=0.0),
+    # a long weight table (a hash lookup instead of a comparison chain)
+    InteractionConfig(weights={**{f"t{k}": 1.0 for k in range(20)}, "view": 2.0, "purchase": 4.0}),
+    InteractionConfig(weights={"view": 0.0}),  # nothing weighs: empty matrix
 ]
 
 
