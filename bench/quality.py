@@ -138,7 +138,18 @@ FAMILIES: dict[str, tuple[dict[str, Any], dict[str, dict[str, Any]], int]] = {
     ),
     # EASE plus item transitions from each customer's latest items (recsys.models.session_ease)
     "session_ease": (
-        {"l2": 150.0, "seq_weight": 1.0},
+        {
+            "l2": 100.0,
+            "seq_weight": 2.0,
+            "window": 20,
+            "step_decay": 1.0,
+            "recent": 10,
+            "recent_decay": 0.9,
+            "session_hours": 0.5,
+            "gate": "exp",
+            "source_norm": 0.5,
+            "target_norm": 0.2,
+        },
         {
             "model.params.l2": f(30.0, 2000.0, log=True),
             "model.params.seq_weight": f(0.2, 10.0, log=True),
@@ -148,6 +159,8 @@ FAMILIES: dict[str, tuple[dict[str, Any], dict[str, dict[str, Any]], int]] = {
             "model.params.recent_decay": f(0.3, 1.0),
             "model.params.session_hours": f(0.05, 48.0, log=True),
             "model.params.gate": c("exp", "step"),
+            "model.params.source_norm": f(0.0, 1.0),
+            "model.params.target_norm": f(0.0, 0.5),
         },
         25,
     ),
