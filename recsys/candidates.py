@@ -40,6 +40,11 @@ class CandidateConfig:
     chunk_size: int = 20_000  # customers (or items) per recommend call
     trending_half_life_days: float = 7.0
     repeatable_categories: tuple[str, ...] = ()  # category path prefixes (consumables)
+    # What a customer must not get back as a candidate: items they consumed through these
+    # event types (except repeatable items). Viewed or carted items stay candidates: a product
+    # looked at but not bought is often the best thing to show again; serving's rules filter
+    # the live cart and new purchases.
+    exclude_types: tuple[str, ...] = ("purchase", "rating_pos", "rating_neg")
 
 
 # --- item table ----------------------------------------------------------------------------
@@ -196,6 +201,30 @@ def ranked_lists(
 # --- per customer and per item -------------------------------------------------------------
 
 
+def consumed_matrix(
+    events: pl.DataFrame,
+    customers: IdMap,
+    items: IdMap,
+    table: ItemTable,
+    event_types: Sequence[str],
+) -> sp.csr_matrix:
+    """customers x items: 1 where the customer consumed the item through ``event_types``
+    (bought it, rated it), leaving out repeatable items (they may be bought again)."""
+    consumed = events.filter(pl.col("event_type").is_in(list(event_types)))
+    rows = customers.index_of(consumed["customer_id"])
+    cols = items.index_of(consumed["item_id"])
+    keep = (rows >= 0) & (cols >= 0)
+    rows, cols = rows[keep], cols[keep]
+    keep = ~table.repeatable[cols]
+    matrix = sp.csr_matrix(
+        (np.ones(int(keep.sum()), dtype=np.float32), (rows[keep], cols[keep])),
+        shape=(len(customers), len(items)),
+    )
+    matrix.sum_duplicates()
+    matrix.data[:] = 1.0
+    return matrix
+
+
 def _progress(total: int, desc: str, enabled: bool):  # type: ignore[no-untyped-def]
     from tqdm.auto import tqdm
 
@@ -204,20 +233,20 @@ def _progress(total: int, desc: str, enabled: bool):  # type: ignore[no-untyped-
 
 def customer_candidates(
     model: RecommenderBase,
-    history: sp.csr_matrix,
+    exclude: sp.csr_matrix,
     n: int = 100,
     chunk_size: int = 20_000,
     rows: np.ndarray | None = None,
     progress: bool = True,
 ) -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray]]:
-    """Yield ``(rows, items, scores)`` per chunk of customers: the model's top ``n`` excluding
-    each customer's ``history`` (CSR, customers x items in the model's maps)."""
-    history = sp.csr_matrix(history)
-    all_rows = np.arange(history.shape[0]) if rows is None else np.asarray(rows)
+    """Yield ``(rows, items, scores)`` per chunk of customers: the model's top ``n`` leaving
+    out each customer's ``exclude`` items (CSR, customers x items in the model's maps)."""
+    exclude = sp.csr_matrix(exclude)
+    all_rows = np.arange(exclude.shape[0]) if rows is None else np.asarray(rows)
     with _progress(len(all_rows), "candidates", progress) as bar:
         for start in range(0, len(all_rows), chunk_size):
             chunk = all_rows[start : start + chunk_size]
-            items, scores = model.recommend(chunk, n, exclude=history[chunk])
+            items, scores = model.recommend(chunk, n, exclude=exclude[chunk])
             bar.update(len(chunk))
             yield chunk, items, scores
 

@@ -30,6 +30,7 @@ from features.schema import EVENT_SCHEMA
 from recsys.candidates import (
     CandidateConfig,
     build_item_table,
+    consumed_matrix,
     customer_candidates,
     decayed_interactions,
     ranked_lists,
@@ -163,8 +164,10 @@ def publish_version(
     """Generate the candidates of a fitted model and publish them as ``version``.
 
     ``history``: customers x items (the model's maps) — what each customer already has,
-    excluded from their candidates and used for the popular lists. ``events`` (canonical
-    events), when given, make the trending lists recency-weighted.
+    used for the popular lists. ``events`` (canonical events), when given, make the trending
+    lists recency-weighted and decide what is left out of each customer's candidates: the
+    items they consumed (``config.exclude_types``: bought, rated) except repeatable ones;
+    without events, everything in ``history`` is left out.
     """
     config = config or CandidateConfig()
     if history.shape != (len(customers), len(items)):
@@ -173,8 +176,10 @@ def publish_version(
         )
     table = build_item_table(version, items, catalog, config.repeatable_categories)
     recent = None
+    exclude = history
     if events is not None:
         recent = decayed_interactions(events, customers, items, config.trending_half_life_days)
+        exclude = consumed_matrix(events, customers, items, table, config.exclude_types)
     lists = ranked_lists(table, history, config.n_popular, recent)
     return write_version(
         store,
@@ -182,7 +187,7 @@ def publish_version(
         table,
         np.asarray(customers.ids, dtype=object),
         customer_candidates(
-            model, history, config.n_candidates, config.chunk_size, progress=progress
+            model, exclude, config.n_candidates, config.chunk_size, progress=progress
         ),
         similar=similar_candidates(model, config.n_similar, config.chunk_size, progress=progress),
         lists=lists,

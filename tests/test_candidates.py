@@ -14,6 +14,7 @@ from features.schema import EVENT_SCHEMA
 from recsys.candidates import (
     build_item_table,
     category_matrix,
+    consumed_matrix,
     customer_candidates,
     decayed_interactions,
     ranked_lists,
@@ -135,3 +136,29 @@ def test_customer_candidates_exclude_history_in_chunks(chunk_size: int) -> None:
     sims = list(similar_candidates(model, n=2, chunk_size=4, progress=False))
     assert np.concatenate([s[0] for s in sims]).tolist() == list(range(6))
     assert all((s[1] != s[0][:, None]).all() for s in sims)  # never the item itself
+
+
+def test_consumed_matrix_keeps_views_and_repeatables_out() -> None:
+    table = build_item_table("1", ITEMS, catalog(), repeatable_categories=("Food",))
+    ts = datetime(2024, 3, 1, tzinfo=UTC)
+    events = pl.DataFrame(
+        {
+            "customer_id": ["c0", "c0", "c0", "c1", "c1", "nobody"],
+            "item_id": ["i0", "i2", "i3", "i1", "i1", "i0"],
+            "event_type": ["purchase", "view", "purchase", "rating_pos", "rating_pos", "purchase"],
+            "timestamp": [ts] * 6,
+        }
+    ).with_columns(pl.col("timestamp").cast(EVENT_SCHEMA["timestamp"]))
+    consumed = consumed_matrix(events, CUSTOMERS, ITEMS, table, ("purchase", "rating_pos"))
+    # c0 bought i0 (excluded) and i3 (Food: repeatable, stays a candidate); i2 only viewed
+    assert consumed[0].indices.tolist() == [0]
+    assert consumed[1].indices.tolist() == [1] and consumed[1].data.tolist() == [1.0]
+    assert consumed.shape == (5, 6) and consumed.nnz == 2  # unknown customer ignored
+
+
+def test_candidates_leave_out_only_the_excluded_items() -> None:
+    model = build("popularity").fit(history())
+    exclude = sp.csr_matrix(([1.0], ([0], [0])), shape=(5, 6))
+    ((rows, items, _),) = list(customer_candidates(model, exclude, n=6, progress=False))
+    assert 0 not in items[0].tolist() and 1 in items[0].tolist()  # i1 in history, not excluded
+    assert 0 in items[1].tolist()
