@@ -463,6 +463,7 @@ def log_outcome(
             "model": spec.model_name,
             "data_dir": str(dataset.data_dir.resolve()) if dataset.data_dir else None,
             "events_path": str(dataset.events_path.resolve()) if dataset.events_path else None,
+            "layout": spec.data.get("layout", "canonical"),
             "catalog_path": str(dataset.catalog_path.resolve()) if dataset.catalog_path else None,
             "customers_path": str(dataset.customers_path.resolve())
             if dataset.customers_path

@@ -229,9 +229,15 @@ def publish(
         raise ValueError(f"model version {loaded.version} holds no training matrices")
     catalog_path = Path(catalog) if catalog else loaded.catalog_path
     events_path = Path(events) if events else loaded.events_path
-    events_frame = (
-        pl.read_parquet(events_path) if events_path is not None and events_path.exists() else None
-    )
+    events_frame = None
+    if events_path is not None and events_path.exists():
+        if events_path.suffix == ".parquet":
+            events_frame = pl.read_parquet(events_path)
+        else:  # the run read a raw file in place (e.g. MovieLens): validate it the same way
+            from features.ingest import ingest
+
+            layout = str(loaded.meta.get("layout", "canonical")) if loaded.meta else "canonical"
+            events_frame = ingest(events_path, layout=layout).events
     meta = {"model_name": name, "model_version": loaded.version, "run_id": loaded.run_id}
     return publish_version(
         store,
