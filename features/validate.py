@@ -200,7 +200,9 @@ def _event_mapping(raw: pl.Series, config: ValidationConfig) -> dict[str, str | 
     known = set(config.known_event_types)
     aliases = {k.strip().lower(): v for k, v in config.event_aliases.items()}
     mapping: dict[str, str | None] = {}
-    for value in raw.drop_nulls().unique().to_list():
+    for value in raw.unique().to_list():
+        if value is None:
+            continue
         name = value.strip().lower()
         name = aliases.get(name, name)
         mapping[value] = name if name in known else None
