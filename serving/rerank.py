@@ -113,26 +113,32 @@ def session_seeds(
     The product on screen, the cart (complements), then recent activity weighted by event
     type and recency; one seed per item (its strongest weight), at most ``max_seeds``.
     """
-    best: dict[str, Seed] = {}
-
-    def offer(item: str, weight: float, code: str) -> None:
-        if weight > 0 and (item not in best or best[item].weight < weight):
-            best[item] = Seed(item, weight, code)
-
+    offers: list[tuple[str, float, str]] = []  # (item, weight, reason code)
     if request.context == "product" and request.item_id:
-        offer(request.item_id, config.product_seed_weight, SIMILAR_TO_ITEM)
+        offers.append((request.item_id, config.product_seed_weight, SIMILAR_TO_ITEM))
     cart_weight = (
         config.cart_context_seed_weight if request.context == "cart" else config.cart_seed_weight
     )
-    for item in state.cart:
-        offer(item, cart_weight, SIMILAR_TO_CART)
+    offers += [(item, cart_weight, SIMILAR_TO_CART) for item in state.cart]
     half_life = max(config.session_half_life_s, 1e-9)
+    weights, now = config.event_weights, request.now
     for act in state.recent:
-        type_weight = config.event_weights.get(act.event_type, 0.0)
-        age = max(request.now - act.ts, 0.0)
-        offer(act.item_id, type_weight * 0.5 ** (age / half_life), SIMILAR_TO_VIEWED)
-    seeds = sorted(best.values(), key=lambda s: -s.weight)
-    return tuple(seeds[: config.max_seeds])
+        age = max(now - act.ts, 0.0)
+        offers.append(
+            (
+                act.item_id,
+                weights.get(act.event_type, 0.0) * 0.5 ** (age / half_life),
+                SIMILAR_TO_VIEWED,
+            )
+        )
+    best: dict[str, tuple[float, str]] = {}  # one per item: its strongest offer
+    for item, weight, code in offers:
+        if weight > 0:
+            held = best.get(item)
+            if held is None or held[0] < weight:
+                best[item] = (weight, code)
+    ranked = sorted(best.items(), key=lambda kv: -kv[1][0])[: config.max_seeds]
+    return tuple(Seed(item, weight, code) for item, (weight, code) in ranked)
 
 
 def fallback_category(table: ItemTable, state: OnlineState, request: RerankRequest) -> str | None:

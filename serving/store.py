@@ -99,8 +99,16 @@ def check_version(version: str) -> str:
 # --- encoding ------------------------------------------------------------------------------
 
 
+_RECORD_DTYPES = {
+    width: np.dtype([("i", "<u2" if width == 2 else "<i4"), ("s", "<f2")]) for width in (2, 4)
+}
+
+
 def _record_dtype(width: int) -> np.dtype:
-    return np.dtype([("i", "<u2" if width == 2 else "<i4"), ("s", "<f2")])
+    found = _RECORD_DTYPES.get(width)
+    if found is None:
+        raise ValueError(f"unknown item index width {width} in a ranked list")
+    return found
 
 
 def item_width(n_items: int) -> int:
@@ -227,6 +235,35 @@ def _s(x: bytes | str) -> str:
     return x.decode() if isinstance(x, bytes) else x
 
 
+def _str(x: Any) -> str:
+    return x.decode() if type(x) is bytes else str(x)
+
+
+def _customer_view(
+    version: str,
+    payload: bytes | None,
+    recent_raw: Iterable[Any],
+    cart_raw: Iterable[Any],
+    buy_pairs: Iterable[tuple[Any, Any]],
+    mail_pairs: Iterable[tuple[Any, Any]],
+) -> CustomerView:
+    """Decode a customer's candidates and online state (replies as bytes or str)."""
+    recent = []
+    for entry in recent_raw:
+        ts, event_type, item = _str(entry).split(SEP, 2)
+        recent.append(Activity(item, event_type, float(ts)))
+    email: dict[str, list[float]] = {}
+    for member, score in mail_pairs:
+        email.setdefault(_str(member).split(SEP, 1)[0], []).append(float(score))
+    state = OnlineState(
+        tuple(recent),
+        tuple(sorted(_str(x) for x in cart_raw)),
+        {_str(k): float(v) for k, v in buy_pairs},
+        {k: tuple(v) for k, v in email.items()},
+    )
+    return CustomerView(version, decode_ranked(payload), state)
+
+
 class _StoreBase:
     """Key layout, command plans and decoders shared by the sync and async stores."""
 
@@ -265,6 +302,18 @@ class _StoreBase:
         return f"{self.prefix}:{{c:{customer_id}}}:{what}"
 
     # ---- plans and decoders ------------------------------------------------------------------
+    def _raw_customer(self, version: str, customer_id: str) -> list[tuple[Any, ...]]:
+        """:meth:`_plan_customer` as raw commands (for a transport that returns raw replies:
+        flat lists for HGETALL and ZRANGE WITHSCORES, lists for SMEMBERS)."""
+        state = f"{self.prefix}:{{c:{customer_id}}}:"
+        return [
+            ("GET", f"{self.prefix}:v:{version}:{{c:{customer_id}}}"),
+            ("LRANGE", state + "r", 0, self.config.recent_cap - 1),
+            ("SMEMBERS", state + "cart"),
+            ("HGETALL", state + "buy"),
+            ("ZRANGE", state + "mail", 0, -1, "WITHSCORES"),
+        ]
+
     def _plan_customer(self, version: str, customer_id: str) -> list[Command]:
         return [
             _cmd("get", self.k_candidates(version, customer_id)),
@@ -275,21 +324,9 @@ class _StoreBase:
         ]
 
     def _decode_customer(self, version: str, res: Sequence[Any]) -> CustomerView:
+        """A customer's view from redis-py's replies to :meth:`_plan_customer`."""
         payload, recent_raw, cart_raw, buy_raw, mail_raw = res[:5]
-        recent = []
-        for entry in recent_raw:
-            ts, event_type, item = _s(entry).split(SEP, 2)
-            recent.append(Activity(item_id=item, event_type=event_type, ts=float(ts)))
-        email: dict[str, list[float]] = {}
-        for member, score in mail_raw:
-            email.setdefault(_s(member).split(SEP, 1)[0], []).append(float(score))
-        state = OnlineState(
-            recent=tuple(recent),
-            cart=tuple(sorted(_s(x) for x in cart_raw)),
-            purchased={_s(k): float(v) for k, v in buy_raw.items()},
-            email_sent={k: tuple(v) for k, v in email.items()},
-        )
-        return CustomerView(version=version, candidates=decode_ranked(payload), state=state)
+        return _customer_view(version, payload, recent_raw, cart_raw, buy_raw.items(), mail_raw)
 
     def _plan_events(self, events: Iterable[OnlineEvent]) -> list[Command]:
         cfg = self.config
@@ -727,6 +764,8 @@ class AsyncStore(_StoreBase):
     ) -> None:
         super().__init__(prefix, config)
         self.client: Any = client  # redis-py's response types are unions; we decode bytes
+        # a transport with raw pipelined reads (serving.api.fastredis) serves the hot path
+        self._read_raw: Any = getattr(client, "read_raw", None)
 
     async def _run(self, cmds: Sequence[Command]) -> list[Any]:
         pipe = self.client.pipeline(transaction=False)
@@ -747,6 +786,24 @@ class AsyncStore(_StoreBase):
         round trip: ``version_hint`` is the caller's cached active version; when the pointer
         moved, the candidates are re-read for the new version (a second round trip).
         The returned ``view.version`` is the version that answered (KeyError if none)."""
+        if self._read_raw is not None:  # the API's transport: raw replies, one packed write
+            raw = await self._read_raw(
+                [("GET", self.k_active), *self._raw_customer(version_hint, customer_id)]
+            )
+            for reply in raw:
+                if isinstance(reply, Exception):
+                    raise reply
+            active = _str(raw[0]) if raw[0] is not None else None
+            if active is None:
+                raise KeyError("no active version")
+            if active == version_hint:
+                buy, mail = raw[4], raw[5]
+                pairs = (
+                    zip(buy[::2], buy[1::2], strict=True),
+                    zip(mail[::2], mail[1::2], strict=True),
+                )
+                return _customer_view(active, raw[1], raw[2], raw[3], *pairs)
+            return await self.customer_view(active, customer_id)
         cmds = [_cmd("get", self.k_active), *self._plan_customer(version_hint, customer_id)]
         res = await self._run(cmds)
         active = _s(res[0]) if res[0] is not None else None

@@ -175,6 +175,11 @@ class FastRedis:
         finally:
             timer.cancel()
 
+    async def read_raw(self, commands: list[tuple[Any, ...]]) -> list[Any]:
+        """Raw replies (hiredis: bytes, flat lists; an error reply is an exception object in
+        the list) of read-only ``commands``, pipelined in one write."""
+        return await self.execute(commands)
+
     async def execute(self, commands: list[tuple[Any, ...]]) -> list[Any]:
         proto = await self._connection()
         packed = b"".join(map(hiredis.pack_command, commands))

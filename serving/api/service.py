@@ -93,7 +93,8 @@ class RecommendationService:
         self._active: str = ""  # last active version seen (a hint, checked every request)
         self._bundles: dict[str, _Bundle] = {}
         self._loading: dict[str, asyncio.Lock] = {}
-        self._similar: dict[tuple[str, int], Candidates] = {}
+        self._similar: dict[str, dict[str, Candidates]] = {}  # version -> item id -> list
+        self._similar_count = 0
         self._tasks: set[asyncio.Task[None]] = set()
 
     async def close(self) -> None:
@@ -112,14 +113,17 @@ class RecommendationService:
             except KeyError:
                 self.breaker.success()
                 return self.degraded(request, NO_VERSION)
-            bundle = await self._bundle(view.version)
+            version = view.version
+            bundle = self._bundles.get(version) if version == self._active else None
             if bundle is None:
-                return self.degraded(request, NO_VERSION)
+                bundle = await self._bundle(version)
+                if bundle is None:
+                    return self.degraded(request, NO_VERSION)
             items = await self._rank(view, bundle, request)
         except REDIS_DOWN as exc:
             return self._failed(exc, request)
         self.breaker.success()
-        return Answer(view.version, False, items)
+        return Answer(version, False, items)
 
     async def similar_items(
         self, item_id: str, request: RerankRequest, customer_id: str | None = None
@@ -324,7 +328,7 @@ class RecommendationService:
                 self._save_local_copy(table, fb)
                 _freeze_heap()
                 if 0 < table.n_items <= self.settings.similar_cache_items:
-                    task = asyncio.create_task(self._preload_similar(version, table.n_items))
+                    task = asyncio.create_task(self._preload_similar(version, table))
                     self._tasks.add(task)
                     task.add_done_callback(self._tasks.discard)
         self._switched(version)
@@ -340,7 +344,8 @@ class RecommendationService:
             if old != version:
                 del self._bundles[old]
                 self._loading.pop(old, None)
-        self._similar = {k: v for k, v in self._similar.items() if k[0] in self._bundles}
+        self._similar = {v: lists for v, lists in self._similar.items() if v in self._bundles}
+        self._similar_count = sum(len(lists) for lists in self._similar.values())
 
     def _save_local_copy(self, table: ItemTable, fb: Fallback) -> None:
         copy = local.local_copy(table, fb)
@@ -350,22 +355,32 @@ class RecommendationService:
         except OSError as exc:  # a read-only disk must not fail requests
             log.warning("could not save the local fallback copy: %s", exc)
 
-    async def _preload_similar(self, version: str, n_items: int, chunk: int = 2000) -> None:
+    async def _preload_similar(self, version: str, table: ItemTable, chunk: int = 2000) -> None:
         """Fill the similar-items cache of a version in the background (static per version),
         so session seeds never cost a second round trip. Stops when the version is dropped
         or Redis fails (requests then fetch what they miss)."""
         try:
-            for start in range(0, n_items, chunk):
+            for start in range(0, table.n_items, chunk):
                 if version not in self._bundles:
                     return
-                items = list(range(start, min(start + chunk, n_items)))
-                lists = await self.store.similar(version, items)
-                for idx, found in zip(items, lists, strict=True):
-                    self._similar[(version, idx)] = found
+                items = range(start, min(start + chunk, table.n_items))
+                lists = await self.store.similar(version, list(items))
+                self._cache_similar(version, table.item_ids[start : items.stop].tolist(), lists)
                 await asyncio.sleep(0)  # let requests run between chunks
         except REDIS_DOWN:
             return
         _freeze_heap()
+
+    def _cache_similar(self, version: str, item_ids: list[str], lists: list[Candidates]) -> None:
+        cap = self.settings.similar_cache_items
+        if not cap:
+            return
+        if self._similar_count + len(item_ids) > cap:
+            self._similar, self._similar_count = {}, 0
+        cache = self._similar.setdefault(version, {})
+        before = len(cache)
+        cache.update(zip(item_ids, lists, strict=True))
+        self._similar_count += len(cache) - before
 
     async def _similar_lists(
         self, version: str, table: ItemTable, seeds: Iterable[Seed]
@@ -373,24 +388,20 @@ class RecommendationService:
         """Similar lists of the seeds: from the in-process cache, misses in one round trip."""
         out: dict[str, Candidates] = {}
         missing: list[tuple[str, int]] = []
-        cache = self._similar
+        cache = self._similar.get(version, {})
         for seed in seeds:
-            idx = table.index.get(seed.item_id)
-            if idx is None:
-                continue
-            found = cache.get((version, idx))
-            if found is None:
-                missing.append((seed.item_id, idx))
-            else:
+            found = cache.get(seed.item_id)
+            if found is not None:
                 out[seed.item_id] = found
+                continue
+            idx = table.index.get(seed.item_id)
+            if idx is not None:
+                missing.append((seed.item_id, idx))
         if missing:
             lists = await self.store.similar(version, [idx for _, idx in missing])
-            if len(cache) + len(missing) > self.settings.similar_cache_items:
-                cache.clear()
-            for (item_id, idx), found in zip(missing, lists, strict=True):
-                out[item_id] = found
-                if self.settings.similar_cache_items:
-                    cache[(version, idx)] = found
+            ids = [item_id for item_id, _ in missing]
+            out.update(zip(ids, lists, strict=True))
+            self._cache_similar(version, ids, lists)
         return out
 
 
