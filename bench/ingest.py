@@ -198,7 +198,7 @@ def main(record: bool) -> dict[str, Any]:
             f"{r['build_s']:.2f}",
             f"{r['seconds']:.2f}",
             f"{r['cpu_s']:.2f}",
-            f"{rows / r['seconds']:,.0f}",
+            f"{rows / r['seconds'] / 1e6:.2f}M",
             f"{r['peak_rss_mb']:,.0f}",
         )
     cpu_median = statistics.median(r["cpu_s"] for r in runs)
@@ -209,7 +209,7 @@ def main(record: bool) -> dict[str, Any]:
         "",
         f"{median:.2f}",
         f"{cpu_median:.2f}",
-        f"{events_per_s:,.0f}",
+        f"{events_per_s / 1e6:.2f}M",
         f"{peak:,.0f}",
     )
     console = Console()
