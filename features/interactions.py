@@ -130,14 +130,6 @@ def _weight_expr(events: pl.DataFrame | pl.LazyFrame, config: InteractionConfig)
     return weight
 
 
-def event_weights(events: pl.DataFrame | pl.LazyFrame, config: InteractionConfig) -> pl.LazyFrame:
-    """Events with a ``w`` column: type weight (x quantity where configured) x time decay.
-
-    Events whose type weighs 0 (or is not in the table) are left out.
-    """
-    return events.lazy().with_columns(w=_weight_expr(events, config)).filter(pl.col("w") != 0.0)
-
-
 def reference_time(events: pl.DataFrame | pl.LazyFrame, config: InteractionConfig) -> datetime:
     """The decay reference: ``config.reference_time`` or the latest event's timestamp."""
     if config.reference_time is not None:
