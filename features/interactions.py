@@ -227,7 +227,7 @@ def _sum_pairs(coded: _CodedEvents, config: InteractionConfig) -> PairWeights:
         dtype=np.float64,
     )
     matrix.sum_duplicates()  # canonical: sorted indices, one entry per pair
-    matrix.data[matrix.data <= 0.0] = 0.0
+    matrix.data[~(matrix.data > 0.0)] = 0.0  # sums <= 0 (and NaN) carry no evidence
     matrix.eliminate_zeros()
     return PairWeights(apply_min_support(matrix, config), coded.customers, coded.items)
 
