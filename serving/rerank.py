@@ -30,6 +30,7 @@ from serving import rules
 from serving.types import Candidates, ItemTable, OnlineState, RankedItem
 
 CONTEXTS: tuple[str, ...] = ("home", "product", "cart", "email")
+_CONTRIB_BITS = 20  # precision of a session contribution when picking an item's reason
 
 FOR_YOU = "for_you"
 SIMILAR_TO_VIEWED = "similar_to_viewed"
@@ -264,35 +265,32 @@ def rerank(
 
 
 class _Pool:
-    """The personal pool best first (``items``, combined ``score``) and what explains each
-    item: position ``i`` is item ``uniq[order[i]]``; for it, ``explained`` says whether
-    the session part of its score beats the model part and ``best`` is the position (in
-    the concatenated candidates + similar lists) of its strongest session entry, whose
-    list belongs to ``seeds[k]`` with ``starts[k] <= best``."""
+    """The personal pool best first: ``items``, combined ``score``, whether the session
+    part beats the model part (``explained``) and the position of each item's strongest
+    session entry (``best``; the lists of ``seeds`` start at ``starts``)."""
 
-    __slots__ = ("best", "explained", "items", "order", "score", "seeds", "starts")
+    __slots__ = ("best", "explained", "items", "score", "seeds", "starts")
 
     def __init__(
         self,
         items: np.ndarray,
         score: np.ndarray,
-        order: np.ndarray | None = None,
         explained: np.ndarray | None = None,
         best: np.ndarray | None = None,
         seeds: Sequence[Seed] = (),
         starts: Sequence[int] = (),
     ) -> None:
-        self.items, self.score, self.order = items, score, order
-        self.explained, self.best, self.seeds, self.starts = explained, best, seeds, starts
+        self.items, self.score, self.explained, self.best = items, score, explained, best
+        self.seeds, self.starts = seeds, starts
 
     def reasons(self, positions: list[int]) -> list[tuple[str, str]]:
         """(reason code, argument) of the pool items at ``positions``."""
-        if not self.seeds or self.order is None or self.explained is None or self.best is None:
+        if self.explained is None or self.best is None or not positions:
             return [(FOR_YOU, "")] * len(positions)
-        u = self.order[positions]
         out = []
-        for explained, best in zip(self.explained[u].tolist(), self.best[u].tolist(), strict=True):
-            k = bisect_right(self.starts, best) - 1 if explained else -1
+        flags, best = self.explained[positions].tolist(), self.best[positions].tolist()
+        for flag, entry in zip(flags, best, strict=True):
+            k = bisect_right(self.starts, entry) - 1 if flag else -1
             if k >= 0:
                 seed = self.seeds[k]
                 out.append((seed.reason_code, seed.item_id))
@@ -316,32 +314,35 @@ def _personal(
     list holds twice keeps its best model score; its similarity to recent activity sums over
     every list entry."""
     c_items = candidates.items
-    n_cand = c_items.shape[0]
-    parts = [c_items] if n_cand else []
+    n_cand = len(c_items)
+    parts = [c_items]
     sim_scores: list[np.ndarray] = []
     used: list[Seed] = []
     starts: list[int] = []  # where each used seed's list starts in the pool
     end = n_cand
     for seed in seeds:
         sims = similar.get(seed.item_id)
-        if sims is None or not sims.items.shape[0]:
-            continue
-        parts.append(sims.items)
-        sim_scores.append(sims.scores)
-        used.append(seed)
-        starts.append(end)
-        end += sims.items.shape[0]
-    if not parts:
+        if sims is not None and len(sims.items):
+            parts.append(sims.items)
+            sim_scores.append(sims.scores)
+            used.append(seed)
+            starts.append(end)
+            end += len(sims.items)
+    if not end:
         return _Pool(np.empty(0, np.int64), np.empty(0))
 
-    pool = np.concatenate(parts) if len(parts) > 1 else parts[0]
-    vals = np.zeros((end, 2))  # per entry: model part, session part
+    pool = np.concatenate(parts) if used else c_items
+    model = np.zeros(end)  # per entry: the model part of the score ...
+    session = np.zeros(end)  # ... and the session part
     if n_cand:
-        vals[:n_cand, 0] = config.model_weight * _normalise(candidates.scores)
+        model[:n_cand] = _normalise(candidates.scores)
+        if config.model_weight != 1.0:
+            model *= config.model_weight
     if used:
         # similarity to recent activity: each list scaled to its maximum, times the seed's
         # weight (an all-zero list: every item counts fully)
-        sims_all = np.concatenate(sim_scores, dtype=np.float64)
+        sims_all = session[n_cand:]
+        np.concatenate(sim_scores, out=sims_all, casting="same_kind")
         np.maximum(sims_all, 0.0, out=sims_all)
         local = [s - n_cand for s in starts]
         tops = np.maximum.reduceat(sims_all, local).tolist()
@@ -351,12 +352,23 @@ def _personal(
                 sims_all[local[k] : (local[k + 1] if k + 1 < len(local) else None)] = 1.0
                 top = 1.0
             factors.append(seed.weight / top)
-        sizes = [b - a for a, b in zip(starts, [*starts[1:], end], strict=True)]
-        vals[n_cand:, 1] = sims_all * np.repeat(factors, sizes)
+        sims_all *= np.repeat(factors, np.diff([*local, end - n_cand]))
 
-    # group the entries by item, strongest session entry last in each group
-    by = np.lexsort((vals[:, 1], pool))
-    sorted_items = pool[by]
+    # Group the entries by item, strongest session entry last in each group: one SIMD sort
+    # of (item, quantised contribution, entry) keys (never a stable sort: its branches
+    # mispredict on every new list, three times slower).
+    shift = max(end - 1, 1).bit_length()
+    q_bits = min(_CONTRIB_BITS, 62 - shift - max(table.n_items - 1, 1).bit_length())
+    keys = pool.astype(np.int64)
+    if used and q_bits > 0:
+        top = max(seed.weight for seed in used)  # every list is scaled to 1 x its weight
+        keys <<= q_bits
+        keys |= (session * (((1 << q_bits) - 1) / top)).astype(np.int64)
+    keys <<= shift
+    keys |= np.arange(end)
+    keys.sort()
+    sorted_items = keys >> (shift + (q_bits if used and q_bits > 0 else 0))
+    by = keys & ((1 << shift) - 1)  # entry positions, grouped by item
     last = np.empty(end, dtype=bool)
     last[-1] = True
     np.not_equal(sorted_items[1:], sorted_items[:-1], out=last[:-1])
@@ -364,16 +376,28 @@ def _personal(
     firsts = np.empty_like(ends)
     firsts[0] = 0
     np.add(ends[:-1], 1, out=firsts[1:])
-    grouped = vals[by]
-    model = np.maximum.reduceat(grouped[:, 0], firsts)  # an item listed twice: its best
-    session = config.session_weight * np.add.reduceat(grouped[:, 1], firsts)
-    uniq = sorted_items[ends]
+    model = np.maximum.reduceat(model[by], firsts)  # an item listed twice: its best
+    contrib = session
+    session = np.add.reduceat(contrib[by], firsts)
+    if config.session_weight != 1.0:
+        session *= config.session_weight
+    uniq = sorted_items[ends]  # ascending: ties in score go to the lower item index
     score = model + session
     _add_boosts(score, uniq, table, now, config)
-    order = np.argsort(-score, kind="stable")
+    order = _best_first(score)
     if not used:
         return _Pool(uniq[order], score[order])
-    return _Pool(uniq[order], score[order], order, session > model, by[ends], used, starts)
+    return _Pool(uniq[order], score[order], (session > model)[order], by[ends][order], used, starts)
+
+
+def _best_first(score: np.ndarray) -> np.ndarray:
+    """Positions by descending score, ties in position order (a stable sort, but a fast
+    unstable one first: ties are rare)."""
+    order = np.argsort(-score)
+    ranked = score[order]
+    if (ranked[1:] == ranked[:-1]).any():
+        order = np.argsort(-score, kind="stable")
+    return order
 
 
 def _add_boosts(
