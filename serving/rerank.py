@@ -26,11 +26,10 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from serving import rules
+from serving import kernels, rules
 from serving.types import Candidates, ItemTable, OnlineState, RankedItem
 
 CONTEXTS: tuple[str, ...] = ("home", "product", "cart", "email")
-_CONTRIB_BITS = 20  # precision of a session contribution when picking an item's reason
 
 FOR_YOU = "for_you"
 SIMILAR_TO_VIEWED = "similar_to_viewed"
@@ -220,11 +219,12 @@ def rerank(
     if n <= 0:
         return []
     pool = _personal(table, candidates, seeds, similar, request.now, config)
+    banned = _banned(table, state, request, config)
     p_items = pool.items
     # Fast path: the personal pool alone fills the list under the rules and diversity.
     if p_items.size >= n:
         key = 1.0 + np.maximum(pool.score, 0.0)
-        keep_pos = np.flatnonzero(_allowed(p_items, table, state, request, config))
+        keep_pos = np.flatnonzero(_allowed(p_items, table, banned, request))
         if keep_pos.size >= n:  # already in score order
             chosen = _diversify(keep_pos, key, p_items, table, n, config)
             if chosen.size >= n:
@@ -253,7 +253,7 @@ def rerank(
     # Dedupe (first occurrence wins: the personal pool, then the chain in order).
     _, first = np.unique(items, return_index=True)
     keep_pos = np.sort(first) if first.size != items.size else np.arange(items.size)
-    keep_pos = keep_pos[_allowed(items[keep_pos], table, state, request, config)]
+    keep_pos = keep_pos[_allowed(items[keep_pos], table, banned, request)]
     if keep_pos.size == 0:
         return []
     order = keep_pos[np.argsort(-key[keep_pos], kind="stable")]
@@ -265,38 +265,35 @@ def rerank(
 
 
 class _Pool:
-    """The personal pool best first: ``items``, combined ``score``, whether the session
-    part beats the model part (``explained``) and the position of each item's strongest
-    session entry (``best``; the lists of ``seeds`` start at ``starts``)."""
+    """The personal pool best first: ``items``, combined ``score``, and for each item the
+    position in ``seeds`` of the seed that explains it (``seed``; -1: the model does)."""
 
-    __slots__ = ("best", "explained", "items", "score", "seeds", "starts")
+    __slots__ = ("items", "score", "seed", "seeds")
 
     def __init__(
         self,
         items: np.ndarray,
         score: np.ndarray,
-        explained: np.ndarray | None = None,
-        best: np.ndarray | None = None,
+        seed: np.ndarray | None = None,
         seeds: Sequence[Seed] = (),
-        starts: Sequence[int] = (),
     ) -> None:
-        self.items, self.score, self.explained, self.best = items, score, explained, best
-        self.seeds, self.starts = seeds, starts
+        self.items, self.score, self.seed, self.seeds = items, score, seed, seeds
 
     def reasons(self, positions: list[int]) -> list[tuple[str, str]]:
         """(reason code, argument) of the pool items at ``positions``."""
-        if self.explained is None or self.best is None or not positions:
+        if self.seed is None or not self.seeds or not positions:
             return [(FOR_YOU, "")] * len(positions)
         out = []
-        flags, best = self.explained[positions].tolist(), self.best[positions].tolist()
-        for flag, entry in zip(flags, best, strict=True):
-            k = bisect_right(self.starts, entry) - 1 if flag else -1
+        for k in self.seed[positions].tolist():
             if k >= 0:
                 seed = self.seeds[k]
                 out.append((seed.reason_code, seed.item_id))
             else:
                 out.append((FOR_YOU, ""))
         return out
+
+
+_NO_ITEMS = np.empty(0, np.int64)
 
 
 def _personal(
@@ -307,139 +304,86 @@ def _personal(
     now: float,
     config: RerankConfig,
 ) -> _Pool:
-    """The personal pool: model candidates and the seeds' similar lists, one entry per item.
+    """The personal pool: model candidates and the seeds' similar lists, one entry per item
+    (:func:`serving.kernels.personal_pool` merges and scores them in one compiled pass).
 
-    Written for a few hundred entries per request: a handful of whole-array operations
-    (one sort groups the entries by item) rather than per-item Python. An item a candidate
-    list holds twice keeps its best model score; its similarity to recent activity sums over
-    every list entry."""
-    c_items = candidates.items
-    n_cand = len(c_items)
-    parts = [c_items]
-    sim_scores: list[np.ndarray] = []
-    used: list[Seed] = []
-    starts: list[int] = []  # where each used seed's list starts in the pool
-    end = n_cand
-    for seed in seeds:
-        sims = similar.get(seed.item_id)
-        if sims is not None and len(sims.items):
-            parts.append(sims.items)
-            sim_scores.append(sims.scores)
-            used.append(seed)
-            starts.append(end)
-            end += len(sims.items)
-    if not end:
-        return _Pool(np.empty(0, np.int64), np.empty(0))
-
-    pool = np.concatenate(parts) if used else c_items
-    model = np.zeros(end)  # per entry: the model part of the score ...
-    session = np.zeros(end)  # ... and the session part
-    if n_cand:
-        model[:n_cand] = _normalise(candidates.scores)
-        if config.model_weight != 1.0:
-            model *= config.model_weight
+    An item a candidate list holds twice keeps its best model score; its similarity to
+    recent activity sums over every list entry."""
+    used = [
+        (seed, sims)
+        for seed in seeds
+        if (sims := similar.get(seed.item_id)) is not None and len(sims.items)
+    ]
+    if not len(candidates.items) and not used:
+        return _Pool(_NO_ITEMS, np.empty(0))
     if used:
-        # similarity to recent activity: each list scaled to its maximum, times the seed's
-        # weight (an all-zero list: every item counts fully)
-        sims_all = session[n_cand:]
-        np.concatenate(sim_scores, out=sims_all, casting="same_kind")
-        np.maximum(sims_all, 0.0, out=sims_all)
-        local = [s - n_cand for s in starts]
-        tops = np.maximum.reduceat(sims_all, local).tolist()
-        factors = []
-        for k, (seed, top) in enumerate(zip(used, tops, strict=True)):
-            if top <= 0:
-                sims_all[local[k] : (local[k + 1] if k + 1 < len(local) else None)] = 1.0
-                top = 1.0
-            factors.append(seed.weight / top)
-        sims_all *= np.repeat(factors, np.diff([*local, end - n_cand]))
-
-    # Group the entries by item, strongest session entry last in each group: one SIMD sort
-    # of (item, quantised contribution, entry) keys (never a stable sort: its branches
-    # mispredict on every new list, three times slower).
-    shift = max(end - 1, 1).bit_length()
-    q_bits = min(_CONTRIB_BITS, 62 - shift - max(table.n_items - 1, 1).bit_length())
-    keys = pool.astype(np.int64)
-    if used and q_bits > 0:
-        top = max(seed.weight for seed in used)  # every list is scaled to 1 x its weight
-        keys <<= q_bits
-        keys |= (session * (((1 << q_bits) - 1) / top)).astype(np.int64)
-    keys <<= shift
-    keys |= np.arange(end)
-    keys.sort()
-    sorted_items = keys >> (shift + (q_bits if used and q_bits > 0 else 0))
-    by = keys & ((1 << shift) - 1)  # entry positions, grouped by item
-    last = np.empty(end, dtype=bool)
-    last[-1] = True
-    np.not_equal(sorted_items[1:], sorted_items[:-1], out=last[:-1])
-    ends = np.flatnonzero(last)
-    firsts = np.empty_like(ends)
-    firsts[0] = 0
-    np.add(ends[:-1], 1, out=firsts[1:])
-    model = np.maximum.reduceat(model[by], firsts)  # an item listed twice: its best
-    contrib = session
-    session = np.add.reduceat(contrib[by], firsts)
-    if config.session_weight != 1.0:
-        session *= config.session_weight
-    uniq = sorted_items[ends]  # ascending: ties in score go to the lower item index
-    score = model + session
-    _add_boosts(score, uniq, table, now, config)
-    order = _best_first(score)
+        s_items = np.concatenate([sims.items for _, sims in used], dtype=np.int64)
+        s_scores = np.concatenate([sims.scores for _, sims in used], dtype=np.float64)
+        s_starts = np.cumsum([0, *(len(sims.items) for _, sims in used)])
+    else:
+        s_items, s_scores, s_starts = _NO_ITEMS, np.empty(0), np.zeros(1, np.int64)
+    promoted = (
+        np.sort(rules.indices_of(table, config.promoted))
+        if config.promoted and config.promoted_boost
+        else _NO_ITEMS
+    )
+    items, score, seed = kernels.personal_pool(
+        candidates.items.astype(np.int64),
+        candidates.scores.astype(np.float64),
+        s_items,
+        s_scores,
+        s_starts,
+        np.array([seed.weight for seed, _ in used], dtype=np.float64),
+        float(config.model_weight),
+        float(config.session_weight),
+        table.created_at.astype(np.float64, copy=False),
+        float(now - config.new_arrival_days * rules.DAY),
+        float(config.new_arrival_boost),
+        promoted,
+        float(config.promoted_boost),
+    )
     if not used:
-        return _Pool(uniq[order], score[order])
-    return _Pool(uniq[order], score[order], (session > model)[order], by[ends][order], used, starts)
+        return _Pool(items, score)
+    return _Pool(items, score, seed, [seed for seed, _ in used])
 
 
-def _best_first(score: np.ndarray) -> np.ndarray:
-    """Positions by descending score, ties in position order (a stable sort, but a fast
-    unstable one first: ties are rare)."""
-    order = np.argsort(-score)
-    ranked = score[order]
-    if (ranked[1:] == ranked[:-1]).any():
-        order = np.argsort(-score, kind="stable")
-    return order
-
-
-def _add_boosts(
-    score: np.ndarray, items: np.ndarray, table: ItemTable, now: float, config: RerankConfig
-) -> None:
-    """Add the new-arrival and promoted boosts of ``items`` to ``score`` (in place)."""
-    if config.new_arrival_boost:
-        new = rules.is_new_mask(items, table, now, config.new_arrival_days)
-        score += config.new_arrival_boost * new
-    if config.promoted and config.promoted_boost:
-        promoted = rules.indices_of(table, config.promoted)
-        score += config.promoted_boost * rules.member_mask(items, promoted)
-
-
-def _allowed(
-    items: np.ndarray,
-    table: ItemTable,
-    state: OnlineState,
-    request: RerankRequest,
-    config: RerankConfig,
+def _banned(
+    table: ItemTable, state: OnlineState, request: RerankRequest, config: RerankConfig
 ) -> np.ndarray:
-    """The rules: True where an item may be shown in this request."""
-    keep = rules.in_stock_mask(items, table)
+    """Indices never to show in this request: bought (unless repeatable), in the cart
+    (by context), excluded by the request, the product on screen, capped by email."""
+    banned: list[np.ndarray] = []
     if state.purchased:
         codes = rules.category_codes(table, config.repeatable_categories)
-        keep &= ~rules.purchased_mask(items, table, state, codes)
+        banned.append(rules.bought_items(table, state, codes))
     if state.cart and request.context in config.cart_excluded_contexts:
-        keep &= ~rules.cart_mask(items, table, state)
+        banned.append(rules.cart_items(table, state))
     drop = list(request.exclude)
     if request.item_id:
         drop.append(request.item_id)  # never recommend the product on screen
     if drop:
-        keep &= ~rules.member_mask(items, rules.indices_of(table, drop))
+        banned.append(rules.indices_of(table, drop))
+    if request.context == "email" and state.email_sent:
+        banned.append(
+            rules.email_capped_items(
+                table, state, request.now, config.email_cap_last, config.email_cap_days
+            )
+        )
+    if not banned:
+        return _NO_ITEMS
+    return banned[0] if len(banned) == 1 else np.concatenate(banned)
+
+
+def _allowed(
+    items: np.ndarray, table: ItemTable, banned: np.ndarray, request: RerankRequest
+) -> np.ndarray:
+    """The rules: True where an item may be shown in this request."""
+    keep = rules.allowed_mask(items, table, banned)
     if request.category or request.exclude_categories:
         include = (request.category,) if request.category else ()
         keep &= rules.category_mask(items, table, include, request.exclude_categories)
     if request.price_min is not None or request.price_max is not None:
         keep &= rules.price_mask(items, table, request.price_min, request.price_max)
-    if request.context == "email" and state.email_sent:
-        keep &= ~rules.email_capped_mask(
-            items, table, state, request.now, config.email_cap_last, config.email_cap_days
-        )
     return keep
 
 
@@ -477,10 +421,11 @@ def _explain(
     table: ItemTable,
 ) -> list[RankedItem]:
     n_personal = pool.items.shape[0]
-    bounds = np.cumsum([n_personal] + [c[0].size for c in chain]).tolist() if chain else []
     positions = chosen.tolist()
     ids = table.item_ids[items[chosen]].tolist()
-    scores = np.round(key[chosen], 6).tolist()
+    scores = key[chosen].tolist()
+    if chain:
+        bounds = np.cumsum([n_personal] + [c[0].size for c in chain]).tolist()
     personal = iter(pool.reasons([p for p in positions if p < n_personal]))
     out: list[RankedItem] = []
     for pos, item_id, score in zip(positions, ids, scores, strict=True):
@@ -488,5 +433,5 @@ def _explain(
             code, arg = next(personal)
         else:
             _, code, arg = chain[bisect_right(bounds, pos) - 1]
-        out.append(RankedItem(str(item_id), score, reason_text(code, arg), code))
+        out.append(RankedItem(str(item_id), round(score, 6), reason_text(code, arg), code))
     return out

@@ -11,6 +11,7 @@ from collections.abc import Collection, Iterable
 
 import numpy as np
 
+from serving import kernels
 from serving.types import ItemTable, OnlineState
 
 CATEGORY_SEPARATOR = " > "  # the same as features.schema (serving does not import polars)
@@ -41,47 +42,36 @@ def _under(name: str, path: str) -> bool:
     return name == path or name.startswith(path + CATEGORY_SEPARATOR.lower())
 
 
-def member_mask(items: np.ndarray, members: np.ndarray) -> np.ndarray:
-    """``items[i] in members`` for every i (fast path for the common empty set)."""
-    if members.size == 0:
-        return np.zeros(items.shape[0], dtype=bool)
-    if members.size <= 16:  # a few members: broadcasting beats np.isin's sort
-        return (items[:, None] == members[None, :]).any(axis=1)
-    return np.isin(items, members)
+def allowed_mask(items: np.ndarray, table: ItemTable, banned: np.ndarray) -> np.ndarray:
+    """True where the item is in stock and not ``banned`` (indices from the functions
+    below: bought, in the cart, excluded by the request, capped by email)."""
+    return kernels.allowed(
+        items.astype(np.int64, copy=False),
+        table.in_stock,
+        np.sort(banned.astype(np.int64, copy=False)),
+    )
 
 
-def in_stock_mask(items: np.ndarray, table: ItemTable) -> np.ndarray:
-    """True where the item is in stock."""
-    return table.in_stock[items]
-
-
-def purchased_mask(
-    items: np.ndarray,
-    table: ItemTable,
-    state: OnlineState,
-    repeatable_codes: np.ndarray | None = None,
+def bought_items(
+    table: ItemTable, state: OnlineState, repeatable_codes: np.ndarray | None = None
 ) -> np.ndarray:
-    """True where the customer already bought the item and it may not be bought again.
+    """Indices of the items the customer bought that may not be bought again.
 
     Items flagged ``repeatable`` in the table (consumables) and items in a repeatable
     category (``repeatable_codes``) stay recommendable after a purchase.
     """
-    if not state.purchased:
-        return np.zeros(items.shape[0], dtype=bool)
-    bought = member_mask(items, indices_of(table, state.purchased))
-    if not bought.any():
+    bought = indices_of(table, state.purchased)
+    if not bought.size:
         return bought
-    again = table.repeatable[items]
+    again = table.repeatable[bought]
     if repeatable_codes is not None and repeatable_codes.size:
-        again = again | np.isin(table.category[items], repeatable_codes)
-    return bought & ~again
+        again = again | np.isin(table.category[bought], repeatable_codes)
+    return bought[~again]
 
 
-def cart_mask(items: np.ndarray, table: ItemTable, state: OnlineState) -> np.ndarray:
-    """True where the item is in the customer's cart."""
-    if not state.cart:
-        return np.zeros(items.shape[0], dtype=bool)
-    return member_mask(items, indices_of(table, state.cart))
+def cart_items(table: ItemTable, state: OnlineState) -> np.ndarray:
+    """Indices of the items in the customer's cart."""
+    return indices_of(table, state.cart)
 
 
 def category_mask(
@@ -119,32 +109,26 @@ def price_mask(
     return keep
 
 
-def email_capped_mask(
-    items: np.ndarray,
+def email_capped_items(
     table: ItemTable,
     state: OnlineState,
     now: float,
     last_emails: int = 3,
     days: float = 7.0,
 ) -> np.ndarray:
-    """True where the item was sent in one of the customer's last ``last_emails`` emails
-    or in the last ``days`` days (frequency capping for the email channel).
+    """Indices of the items sent in one of the customer's last ``last_emails`` emails or in
+    the last ``days`` days (frequency capping for the email channel).
 
     An email is one send timestamp; all items of a batch share it.
     """
     if not state.email_sent:
-        return np.zeros(items.shape[0], dtype=bool)
+        return np.empty(0, np.int64)
     cutoff = now - days * DAY
     if last_emails > 0:
         sends = sorted({ts for stamps in state.email_sent.values() for ts in stamps}, reverse=True)
         cutoff = min(cutoff, sends[min(last_emails, len(sends)) - 1])
     capped = [item for item, stamps in state.email_sent.items() if stamps and max(stamps) >= cutoff]
-    return member_mask(items, indices_of(table, capped))
-
-
-def is_new_mask(items: np.ndarray, table: ItemTable, now: float, days: float) -> np.ndarray:
-    """True where the item was created within the last ``days`` days (new arrivals)."""
-    return table.created_at[items] >= now - days * DAY  # NaN compares False
+    return indices_of(table, capped)
 
 
 def per_category_cap(order: np.ndarray, categories: np.ndarray, n: int, k: int) -> np.ndarray:
@@ -153,18 +137,9 @@ def per_category_cap(order: np.ndarray, categories: np.ndarray, n: int, k: int) 
     counts as its own category for every item."""
     if k <= 0:
         return order[:n]
-    taken: dict[int, int] = {}
-    out: list[int] = []
-    for pos, cat in zip(order.tolist(), categories.tolist(), strict=True):
-        if cat >= 0:
-            seen = taken.get(cat, 0)
-            if seen >= k:
-                continue
-            taken[cat] = seen + 1
-        out.append(pos)
-        if len(out) >= n:
-            break
-    return np.asarray(out, dtype=np.int64)
+    return kernels.category_cap(
+        order.astype(np.int64, copy=False), categories.astype(np.int32, copy=False), n, k
+    )
 
 
 def mmr(

@@ -8,6 +8,7 @@ internal to one published model version; ``ItemTable`` translates them to extern
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 import numpy as np
 
@@ -72,9 +73,9 @@ class OnlineState:
     email_sent: dict[str, tuple[float, ...]] = field(default_factory=dict)  # item id -> send ts
 
 
-@dataclass(frozen=True, slots=True)
-class RankedItem:
-    """One item of a response, with the reason a person can read."""
+class RankedItem(NamedTuple):
+    """One item of a response, with the reason a person can read (a named tuple: built
+    ten at a time on every request)."""
 
     item_id: str
     score: float

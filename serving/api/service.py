@@ -23,6 +23,7 @@ from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 
 from serving import fallback as local
+from serving import kernels
 from serving.api.breaker import CircuitBreaker
 from serving.api.fastredis import FastRedis
 from serving.api.metrics import Metrics
@@ -84,6 +85,7 @@ class RecommendationService:
     """The serving logic behind every route (one per process)."""
 
     def __init__(self, settings: Settings, store: AsyncStore | None = None) -> None:
+        kernels.warm_up()  # compiled (or loaded from the cache) before the first request
         self.settings = settings
         self.config: RerankConfig = settings.rerank_config()
         self.metrics = Metrics()

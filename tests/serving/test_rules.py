@@ -29,6 +29,10 @@ def ids(mask: np.ndarray) -> list[str]:
     return TABLE.item_ids[ALL[mask]].tolist()
 
 
+def named(indices: np.ndarray) -> list[str]:
+    return sorted(TABLE.item_ids[indices].tolist())
+
+
 def test_indices_of_drops_unknown_ids() -> None:
     assert rules.indices_of(TABLE, ["c", "zzz", "a"]).tolist() == [2, 0]
 
@@ -40,20 +44,24 @@ def test_category_codes_match_path_prefix_case_insensitively() -> None:
     assert rules.category_codes(TABLE, ["", "  "]).tolist() == []
 
 
-def test_in_stock() -> None:
-    assert ids(~rules.in_stock_mask(ALL, TABLE)) == ["c"]
+def test_allowed_means_in_stock_and_not_banned() -> None:
+    assert ids(~rules.allowed_mask(ALL, TABLE, np.empty(0, np.int64))) == ["c"]
+    banned = np.array([4, 0, 4], dtype=np.int32)  # unsorted, repeated, any int dtype
+    assert ids(rules.allowed_mask(ALL, TABLE, banned)) == ["b", "d", "f"]
+    reverse = ALL[::-1].astype(np.int64)
+    assert rules.allowed_mask(reverse, TABLE, banned).tolist() == [1, 0, 1, 0, 1, 0]
 
 
 def test_purchased_except_repeatable_items_and_categories() -> None:
     state = OnlineState(purchased={"a": NOW, "e": NOW, "d": NOW, "unknown": NOW})
-    assert ids(rules.purchased_mask(ALL, TABLE, state)) == ["a", "d"]  # e is repeatable
+    assert named(rules.bought_items(TABLE, state)) == ["a", "d"]  # e is repeatable
     garden = rules.category_codes(TABLE, ["Garden"])
-    assert ids(rules.purchased_mask(ALL, TABLE, state, garden)) == ["a"]
-    assert not rules.purchased_mask(ALL, TABLE, OnlineState()).any()
+    assert named(rules.bought_items(TABLE, state, garden)) == ["a"]
+    assert not rules.bought_items(TABLE, OnlineState()).size
 
 
 def test_cart() -> None:
-    assert ids(rules.cart_mask(ALL, TABLE, OnlineState(cart=("b", "f")))) == ["b", "f"]
+    assert named(rules.cart_items(TABLE, OnlineState(cart=("b", "f", "unknown")))) == ["b", "f"]
 
 
 def test_category_include_and_exclude() -> None:
@@ -78,16 +86,13 @@ def test_email_cap_last_emails_or_days() -> None:
         "d": (NOW - 60 * DAY, NOW - 90 * DAY),  # 4th+ email: no longer capped
     }
     state = OnlineState(email_sent=sent)
-    capped = rules.email_capped_mask(ALL, TABLE, state, NOW, last_emails=3, days=7)
-    assert ids(capped) == ["a", "b", "c"]
-    capped = rules.email_capped_mask(ALL, TABLE, state, NOW, last_emails=1, days=7)
-    assert ids(capped) == ["a"]
-    capped = rules.email_capped_mask(ALL, TABLE, state, NOW, last_emails=0, days=25)
-    assert ids(capped) == ["a", "b"]
-
-
-def test_new_arrivals() -> None:
-    assert ids(rules.is_new_mask(ALL, TABLE, NOW, days=14)) == ["a", "d"]
+    capped = rules.email_capped_items(TABLE, state, NOW, last_emails=3, days=7)
+    assert named(capped) == ["a", "b", "c"]
+    capped = rules.email_capped_items(TABLE, state, NOW, last_emails=1, days=7)
+    assert named(capped) == ["a"]
+    capped = rules.email_capped_items(TABLE, state, NOW, last_emails=0, days=25)
+    assert named(capped) == ["a", "b"]
+    assert not rules.email_capped_items(TABLE, OnlineState(), NOW).size
 
 
 def test_per_category_cap_keeps_best_first_and_unknown_categories() -> None:
