@@ -124,41 +124,54 @@ def personal_pool(
 
 
 @_jit
-def allowed(items: np.ndarray, in_stock: np.ndarray, banned: np.ndarray) -> np.ndarray:
-    """True where ``items[i]`` (int64) is in stock and not in ``banned`` (sorted int64)."""
-    out = np.empty(items.shape[0], np.bool_)
-    n_banned = banned.shape[0]
-    for i in range(items.shape[0]):
-        item = items[i]
-        ok = in_stock[item]
-        if ok and n_banned:
-            at = np.searchsorted(banned, item)
-            ok = not (at < n_banned and banned[at] == item)
-        out[i] = ok
-    return out
-
-
-@_jit
-def category_cap(order: np.ndarray, categories: np.ndarray, n: int, k: int) -> np.ndarray:
-    """Positions from ``order`` (best first) keeping at most ``k`` per category, up to ``n``;
-    ``categories[i]`` (int32) belongs to ``order[i]`` (int64); -1 (unknown) is never capped."""
+def pick(
+    order: np.ndarray,  # int64 positions into items, best first
+    items: np.ndarray,  # int64 item indices
+    in_stock: np.ndarray,  # bool (n_items,)
+    banned: np.ndarray,  # int64 sorted item indices never to show
+    keep: np.ndarray,  # bool per position of items (the request's filters); empty: all
+    categories: np.ndarray,  # int32 (n_items,) category code per item, -1 unknown
+    n_codes: int,  # number of category codes
+    n: int,  # at most this many
+    cap: int,  # at most this many per category (<= 0: no cap; unknown: never capped)
+    fill: bool,  # top a short list up with items the cap held back, best first
+) -> np.ndarray:
+    """Positions from ``order`` whose item may be shown: in stock, not banned, kept by the
+    request's filters, within the per-category cap; up to ``n``, best first."""
     size = order.shape[0]
-    n_codes = 0
-    for i in range(size):
-        n_codes = max(n_codes, categories[i] + 1)
-    taken = np.zeros(n_codes, np.int64)
+    n_banned = banned.shape[0]
+    filtered = keep.shape[0] > 0
+    taken = np.zeros(n_codes if cap > 0 else 0, np.int64)
+    held = np.zeros(size, np.bool_)  # allowed, but over the cap
     out = np.empty(min(n, size), np.int64)
     m = 0
     for i in range(size):
         if m >= n:
             break
-        cat = categories[i]
-        if cat >= 0:
-            if taken[cat] >= k:
+        pos = order[i]
+        item = items[pos]
+        if not in_stock[item] or (filtered and not keep[pos]):
+            continue
+        if n_banned:
+            at = np.searchsorted(banned, item)
+            if at < n_banned and banned[at] == item:
                 continue
-            taken[cat] += 1
-        out[m] = order[i]
+        if cap > 0:
+            code = categories[item]
+            if 0 <= code < n_codes:
+                if taken[code] >= cap:
+                    held[i] = True
+                    continue
+                taken[code] += 1
+        out[m] = pos
         m += 1
+    if fill:
+        for i in range(size):
+            if m >= n:
+                break
+            if held[i]:
+                out[m] = order[i]
+                m += 1
     return out[:m]
 
 
@@ -181,5 +194,5 @@ def warm_up() -> None:
         np.zeros(0, np.int64),
         0.0,
     )
-    allowed(items, np.ones(1, np.bool_), items)
-    category_cap(items, np.zeros(2, np.int32), 2, 1)
+    codes = np.zeros(1, np.int32)
+    pick(items, items, np.ones(1, np.bool_), items, np.ones(2, np.bool_), codes, 1, 2, 1, True)

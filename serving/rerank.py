@@ -224,11 +224,10 @@ def rerank(
     # Fast path: the personal pool alone fills the list under the rules and diversity.
     if p_items.size >= n:
         key = 1.0 + np.maximum(pool.score, 0.0)
-        keep_pos = np.flatnonzero(_allowed(p_items, table, banned, request))
-        if keep_pos.size >= n:  # already in score order
-            chosen = _diversify(keep_pos, key, p_items, table, n, config)
-            if chosen.size >= n:
-                return _explain(chosen, p_items, key, pool, [], table)
+        order = np.arange(p_items.size)  # the pool is best first
+        chosen = _pick(order, p_items, key, table, banned, request, config, fill=False)
+        if chosen.size >= n:
+            return _explain(chosen, p_items, key, pool, [], table)
 
     # -- fallback chain: trending in category, popular, trending ------------------------
     chain: list[tuple[np.ndarray, str, str]] = []  # (items best first, code, arg)
@@ -253,14 +252,9 @@ def rerank(
     # Dedupe (first occurrence wins: the personal pool, then the chain in order).
     _, first = np.unique(items, return_index=True)
     keep_pos = np.sort(first) if first.size != items.size else np.arange(items.size)
-    keep_pos = keep_pos[_allowed(items[keep_pos], table, banned, request)]
-    if keep_pos.size == 0:
-        return []
     order = keep_pos[np.argsort(-key[keep_pos], kind="stable")]
-    chosen = _diversify(order, key, items, table, n, config)
-    if chosen.size < n:  # diversity left the list short: fill with the best of the rest
-        rest = order[~np.isin(order, chosen)]
-        chosen = np.concatenate([chosen, rest[: n - chosen.size]])
+    # diversity may leave the list short: then the best of the rest fill it
+    chosen = _pick(order, items, key, table, banned, request, config, fill=True)
     return _explain(chosen, items, key, pool, chain, table)
 
 
@@ -294,6 +288,7 @@ class _Pool:
 
 
 _NO_ITEMS = np.empty(0, np.int64)
+_NO_FLAGS = np.empty(0, bool)
 
 
 def _personal(
@@ -374,42 +369,55 @@ def _banned(
     return banned[0] if len(banned) == 1 else np.concatenate(banned)
 
 
-def _allowed(
-    items: np.ndarray, table: ItemTable, banned: np.ndarray, request: RerankRequest
-) -> np.ndarray:
-    """The rules: True where an item may be shown in this request."""
-    keep = rules.allowed_mask(items, table, banned)
+def _request_mask(items: np.ndarray, table: ItemTable, request: RerankRequest) -> np.ndarray:
+    """The request's own filters (category include/exclude, price range) over ``items``;
+    empty when it has none."""
+    keep = _NO_FLAGS
     if request.category or request.exclude_categories:
         include = (request.category,) if request.category else ()
-        keep &= rules.category_mask(items, table, include, request.exclude_categories)
+        keep = rules.category_mask(items, table, include, request.exclude_categories)
     if request.price_min is not None or request.price_max is not None:
-        keep &= rules.price_mask(items, table, request.price_min, request.price_max)
+        price = rules.price_mask(items, table, request.price_min, request.price_max)
+        keep = keep & price if keep.size else price
     return keep
 
 
-def _diversify(
+def _pick(
     order: np.ndarray,
-    key: np.ndarray,
     items: np.ndarray,
+    key: np.ndarray,
     table: ItemTable,
-    n: int,
+    banned: np.ndarray,
+    request: RerankRequest,
     config: RerankConfig,
+    fill: bool,
 ) -> np.ndarray:
-    """Positions from ``order`` (best first) after the diversity rule."""
+    """Positions from ``order`` (best first) that the rules allow, after the diversity
+    rule, at most ``request.n``; with ``fill``, items the diversity rule held back top up
+    a short list."""
+    n = request.n
+    keep = _request_mask(items, table, request)
+    banned = np.sort(banned.astype(np.int64, copy=False))
+    n_codes = len(table.categories)
     if config.diversity == "mmr":
-        cats = table.category[items[order]]
-        return rules.mmr(order, key[order], cats, n, config.mmr_lambda)
-    if config.diversity == "cap" and config.max_per_category > 0:
-        head = order[: max(4 * n, 32)]  # enough in the usual case; else the whole list
-        chosen = rules.per_category_cap(
-            head, table.category[items[head]], n, config.max_per_category
+        allowed = kernels.pick(
+            order,
+            items,
+            table.in_stock,
+            banned,
+            keep,
+            table.category,
+            n_codes,
+            order.size,
+            0,
+            False,
         )
-        if chosen.size < n and head.size < order.size:
-            chosen = rules.per_category_cap(
-                order, table.category[items[order]], n, config.max_per_category
-            )
-        return chosen
-    return order[:n]
+        cats = table.category[items[allowed]]
+        return rules.mmr(allowed, key[allowed], cats, n, config.mmr_lambda)
+    cap = config.max_per_category if config.diversity == "cap" else 0
+    return kernels.pick(
+        order, items, table.in_stock, banned, keep, table.category, n_codes, n, cap, fill
+    )
 
 
 def _explain(

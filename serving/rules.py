@@ -1,8 +1,10 @@
-"""Business rules over candidate item indices: pure, vectorised, no I/O.
+"""Business rules over item indices of one published version: pure, no I/O.
 
-Every function takes an ``int32`` array of item indices of one published version (the
-``ItemTable`` translates them) and returns a boolean mask of the same length, or positions
-into it. ``serving.rerank`` combines them; the API never applies rules itself.
+The rules that depend on the customer return the item indices they ban (bought, in the
+cart, capped by email); the request's filters return a boolean mask over the candidates
+(category, price); ``mmr`` diversifies. ``serving.rerank`` combines them, and
+``serving.kernels.pick`` applies the ban list, stock and the per-category cap in one pass;
+the API never applies rules itself.
 """
 
 from __future__ import annotations
@@ -11,7 +13,6 @@ from collections.abc import Collection, Iterable
 
 import numpy as np
 
-from serving import kernels
 from serving.types import ItemTable, OnlineState
 
 CATEGORY_SEPARATOR = " > "  # the same as features.schema (serving does not import polars)
@@ -40,16 +41,6 @@ def category_codes(table: ItemTable, paths: Iterable[str]) -> np.ndarray:
 
 def _under(name: str, path: str) -> bool:
     return name == path or name.startswith(path + CATEGORY_SEPARATOR.lower())
-
-
-def allowed_mask(items: np.ndarray, table: ItemTable, banned: np.ndarray) -> np.ndarray:
-    """True where the item is in stock and not ``banned`` (indices from the functions
-    below: bought, in the cart, excluded by the request, capped by email)."""
-    return kernels.allowed(
-        items.astype(np.int64, copy=False),
-        table.in_stock,
-        np.sort(banned.astype(np.int64, copy=False)),
-    )
 
 
 def bought_items(
@@ -129,17 +120,6 @@ def email_capped_items(
         cutoff = min(cutoff, sends[min(last_emails, len(sends)) - 1])
     capped = [item for item, stamps in state.email_sent.items() if stamps and max(stamps) >= cutoff]
     return indices_of(table, capped)
-
-
-def per_category_cap(order: np.ndarray, categories: np.ndarray, n: int, k: int) -> np.ndarray:
-    """Positions from ``order`` (best first) keeping at most ``k`` items per category, up to
-    ``n``; ``categories[i]`` is the category of ``order[i]``; an unknown category (-1)
-    counts as its own category for every item."""
-    if k <= 0:
-        return order[:n]
-    return kernels.category_cap(
-        order.astype(np.int64, copy=False), categories.astype(np.int32, copy=False), n, k
-    )
 
 
 def mmr(

@@ -44,14 +44,6 @@ def test_category_codes_match_path_prefix_case_insensitively() -> None:
     assert rules.category_codes(TABLE, ["", "  "]).tolist() == []
 
 
-def test_allowed_means_in_stock_and_not_banned() -> None:
-    assert ids(~rules.allowed_mask(ALL, TABLE, np.empty(0, np.int64))) == ["c"]
-    banned = np.array([4, 0, 4], dtype=np.int32)  # unsorted, repeated, any int dtype
-    assert ids(rules.allowed_mask(ALL, TABLE, banned)) == ["b", "d", "f"]
-    reverse = ALL[::-1].astype(np.int64)
-    assert rules.allowed_mask(reverse, TABLE, banned).tolist() == [1, 0, 1, 0, 1, 0]
-
-
 def test_purchased_except_repeatable_items_and_categories() -> None:
     state = OnlineState(purchased={"a": NOW, "e": NOW, "d": NOW, "unknown": NOW})
     assert named(rules.bought_items(TABLE, state)) == ["a", "d"]  # e is repeatable
@@ -93,14 +85,6 @@ def test_email_cap_last_emails_or_days() -> None:
     capped = rules.email_capped_items(TABLE, state, NOW, last_emails=0, days=25)
     assert named(capped) == ["a", "b"]
     assert not rules.email_capped_items(TABLE, OnlineState(), NOW).size
-
-
-def test_per_category_cap_keeps_best_first_and_unknown_categories() -> None:
-    cats = np.array([1, 1, 1, 2, -1, -1], dtype=np.int32)  # of order[i]
-    order = np.array([0, 1, 2, 3, 4, 5])
-    assert rules.per_category_cap(order, cats, n=10, k=2).tolist() == [0, 1, 3, 4, 5]
-    assert rules.per_category_cap(order, cats, n=3, k=1).tolist() == [0, 3, 4]
-    assert rules.per_category_cap(order, cats, n=2, k=0).tolist() == [0, 1]
 
 
 def test_mmr_trades_relevance_for_new_categories() -> None:

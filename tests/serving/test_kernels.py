@@ -1,0 +1,139 @@
+"""The compiled re-ranking kernels against hand-computed cases."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from serving import kernels
+
+NOTHING = np.empty(0, np.int64)
+NO_FLAGS = np.empty(0, bool)
+
+
+def pool(
+    c_items: list[int],
+    c_scores: list[float],
+    lists: list[tuple[list[int], list[float], float]] = (),  # type: ignore[assignment]
+    *,
+    model_weight: float = 1.0,
+    session_weight: float = 1.0,
+    created_at: np.ndarray | None = None,
+    new_boost: float = 0.0,
+    promoted: list[int] = (),  # type: ignore[assignment]
+    promoted_boost: float = 0.0,
+) -> tuple[list[int], list[float], list[int]]:
+    starts = np.cumsum([0, *(len(items) for items, _, _ in lists)])
+    items, score, seed = kernels.personal_pool(
+        np.asarray(c_items, np.int64),
+        np.asarray(c_scores, np.float64),
+        np.asarray([i for items, _, _ in lists for i in items], np.int64),
+        np.asarray([s for _, scores, _ in lists for s in scores], np.float64),
+        starts.astype(np.int64),
+        np.asarray([w for _, _, w in lists], np.float64),
+        model_weight,
+        session_weight,
+        np.zeros(10) if created_at is None else created_at,
+        100.0,
+        new_boost,
+        np.asarray(sorted(promoted), np.int64),
+        promoted_boost,
+    )
+    return items.tolist(), score.tolist(), seed.tolist()
+
+
+def test_candidates_alone_are_min_max_normalised_best_first() -> None:
+    items, score, seed = pool([4, 2, 7], [3.0, 1.0, 2.0], model_weight=2.0)
+    assert items == [4, 7, 2]
+    assert score == pytest.approx([2.0, 1.0, 0.0])
+    assert seed == [-1, -1, -1]
+    # a constant list counts fully
+    assert pool([1, 2], [5.0, 5.0])[1] == [1.0, 1.0]
+
+
+def test_similar_lists_scale_to_their_maximum_sum_per_item_and_name_their_seed() -> None:
+    items, score, seed = pool(
+        [1, 2],
+        [1.0, 0.0],
+        [([2, 3], [0.5, 0.25], 2.0), ([3, 4], [4.0, -1.0], 1.0)],
+        session_weight=0.5,
+    )
+    # item 1: model 1.0; item 2: model 0 + 0.5 * (0.5/0.5 * 2) = 1.0 -> seed 0
+    # item 3: 0.5 * (0.25/0.5 * 2 + 4/4 * 1) = 1.0 -> strongest entry: the second list (ties:
+    # the later list); item 4: a negative similarity counts 0
+    assert items == [1, 2, 3, 4]
+    assert score == pytest.approx([1.0, 1.0, 1.0, 0.0])
+    assert seed == [-1, 0, 1, -1]
+
+
+def test_all_zero_list_counts_one_per_entry_and_item_listed_twice_keeps_best_model() -> None:
+    items, score, seed = pool([5, 5, 6], [2.0, 4.0, 0.0], [([6], [0.0], 3.0)])
+    # item 5: its best normalised score (4 - 0) / 4 = 1; item 6: model 0 + 1 x weight 3
+    assert items == [6, 5]
+    assert score == pytest.approx([3.0, 1.0])
+    assert seed == [0, -1]
+
+
+def test_boosts_and_ties_go_to_the_lower_item() -> None:
+    created = np.zeros(10)
+    created[3] = 150.0  # after new_after (100): a new arrival
+    items, score, _ = pool(
+        [3, 8, 9],
+        [1.0, 1.0, 1.0],
+        created_at=created,
+        new_boost=0.5,
+        promoted=[9],
+        promoted_boost=0.5,
+    )
+    assert items == [3, 9, 8]
+    assert score == pytest.approx([1.5, 1.5, 1.0])
+
+
+def test_empty_pool() -> None:
+    assert pool([], []) == ([], [], [])
+
+
+def pick(
+    order: list[int],
+    items: list[int],
+    *,
+    in_stock: list[bool] | None = None,
+    banned: list[int] = (),  # type: ignore[assignment]
+    keep: list[bool] | None = None,
+    categories: list[int] | None = None,
+    n: int = 10,
+    cap: int = 0,
+    fill: bool = False,
+) -> list[int]:
+    n_items = 10
+    cats = np.asarray(categories if categories is not None else [-1] * n_items, np.int32)
+    return kernels.pick(
+        np.asarray(order, np.int64),
+        np.asarray(items, np.int64),
+        np.asarray(in_stock if in_stock is not None else [True] * n_items, bool),
+        np.asarray(sorted(banned), np.int64),
+        NO_FLAGS if keep is None else np.asarray(keep, bool),
+        cats,
+        int(cats.max()) + 1,
+        n,
+        cap,
+        fill,
+    ).tolist()
+
+
+def test_pick_drops_out_of_stock_banned_and_filtered_items_in_order() -> None:
+    stock = [True] * 10
+    stock[5] = False
+    items = [5, 6, 7, 8, 9]  # positions 0..4
+    assert pick([4, 3, 2, 1, 0], items, in_stock=stock) == [4, 3, 2, 1]
+    assert pick([0, 1, 2, 3, 4], items, in_stock=stock, banned=[8, 6]) == [2, 4]
+    assert pick([0, 1, 2, 3, 4], items, keep=[True, True, False, True, False], n=2) == [0, 1]
+
+
+def test_pick_caps_categories_and_fills_from_what_the_cap_held_back() -> None:
+    categories = [0, 0, 0, 1, -1, -1, 0, 0, 0, 0]
+    order, items = [0, 1, 2, 3, 4, 5], [0, 1, 2, 3, 4, 5]
+    assert pick(order, items, categories=categories, cap=2) == [0, 1, 3, 4, 5]
+    assert pick(order, items, categories=categories, cap=1, n=3) == [0, 3, 4]
+    assert pick(order, items, categories=categories, cap=1, n=6, fill=True) == [0, 3, 4, 5, 1, 2]
+    assert pick(order, items, categories=categories, cap=0, n=2) == [0, 1]  # no cap
