@@ -173,9 +173,48 @@ def _codes(ids: pl.Series) -> tuple[np.ndarray, pl.Series]:
         raise ValueError(
             f"events have null {ids.name} values; validate them first (features.validate)"
         )
+    integer = _integer_codes(ids)
+    if integer is not None:
+        return integer
     distinct = ids.unique().sort()
     codes = ids.cast(pl.Enum(distinct)).to_physical().to_numpy()
     return codes, distinct
+
+
+MAX_SPAN_PER_ID = 4
+""":func:`_integer_codes` builds a table over the id range when it is at most this many
+entries per id (plus 65,536); sparser ranges take the general path."""
+
+
+def _integer_codes(ids: pl.Series) -> tuple[np.ndarray, pl.Series] | None:
+    """:func:`_codes` for ids that are all plain integers (``"17"``, not ``"017"``), as most
+    exports write them; None for any other column.
+
+    Instead of hashing 5M strings, a presence table over the integer range gives each id its
+    rank among the distinct numbers; the few distinct ids are then put in string order
+    (``"10" < "9"``), so the result is the same as the general path's.
+    """
+    numbers = ids.cast(pl.Int64, strict=False)
+    if ids.is_empty() or numbers.null_count():
+        return None
+    low, high = numbers.min(), numbers.max()
+    assert isinstance(low, int) and isinstance(high, int)
+    span = high - low + 1
+    if span > MAX_SPAN_PER_ID * len(ids) + (1 << 16):
+        return None
+    # equal numbers must mean equal ids: "7", "07" and "+7" all read as 7
+    if not (numbers.cast(pl.String) == ids).all():
+        return None
+    offsets = numbers.to_numpy() - low
+    seen = np.zeros(span, dtype=bool)
+    seen[offsets] = True
+    distinct = pl.Series(ids.name, np.flatnonzero(seen) + low).cast(pl.String)
+    order = distinct.arg_sort().to_numpy()  # numeric rank -> string rank
+    string_rank = np.empty(len(order), dtype=np.int64)
+    string_rank[order] = np.arange(len(order), dtype=np.int64)
+    table = np.zeros(span, dtype=np.int64)  # offset -> string rank of that id
+    table[seen] = string_rank
+    return table[offsets], distinct.gather(order)
 
 
 @dataclass

@@ -166,6 +166,25 @@ def _id_map(
     return idmap, target
 
 
+def _csr(
+    values: np.ndarray, rows: np.ndarray, cols: np.ndarray, shape: tuple[int, int]
+) -> sp.csr_matrix:
+    """A CSR matrix with sorted indices from distinct (row, column) entries.
+
+    Entries already in CSR order (rows, then columns, ascending: what a fresh build gives)
+    become the arrays directly; any other order goes through scipy's COO conversion.
+    """
+    keys = rows * shape[1] + cols
+    if np.all(keys[1:] > keys[:-1]):
+        indptr = np.zeros(shape[0] + 1, dtype=np.int64)
+        np.cumsum(np.bincount(rows, minlength=shape[0]), out=indptr[1:])
+        matrix = sp.csr_matrix((values, cols, indptr), shape=shape, dtype=np.float32)
+    else:
+        matrix = sp.csr_matrix((values, (rows, cols)), shape=shape, dtype=np.float32)
+    matrix.sort_indices()
+    return matrix
+
+
 def build_matrices(
     events: pl.DataFrame | pl.LazyFrame,
     config: InteractionConfig | None = None,
@@ -207,10 +226,7 @@ def build_matrices(
     known = (rows >= 0) & (cols >= 0)
     if not known.all():
         rows, cols, values = rows[known], cols[known], values[known]
-    matrix = sp.csr_matrix(
-        (values, (rows, cols)), shape=(len(customer_map), len(item_map)), dtype=np.float32
-    )
-    matrix.sort_indices()
+    matrix = _csr(values, rows, cols, (len(customer_map), len(item_map)))
 
     result = Matrices(
         interactions=matrix,

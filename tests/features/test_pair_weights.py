@@ -24,11 +24,12 @@ TYPES += ["wishlist"]  # not in the weight table: ignored
 Row = tuple[str, str, str, datetime, float | None]
 
 
-def random_rows(seed: int, n: int = 400) -> list[Row]:
+def random_rows(seed: int, n: int = 400, *, numeric: bool = False) -> list[Row]:
     rng = random.Random(seed)
-    # ids whose string order differs from their numeric order (c10 < c9)
-    customers = [f"c{rng.randint(1, 30)}" for _ in range(n)]
-    items = [f"i{rng.randint(1, 25)}" for _ in range(n)]
+    # ids whose string order differs from their numeric order (c10 < c9, 10 < 9)
+    c_prefix, i_prefix = ("", "") if numeric else ("c", "i")
+    customers = [f"{c_prefix}{rng.randint(1, 30)}" for _ in range(n)]
+    items = [f"{i_prefix}{rng.randint(1, 25)}" for _ in range(n)]
     rows = []
     for c, i in zip(customers, items, strict=True):
         kind = rng.choices(TYPES, weights=[6, 3, 3, 2, 1, 1, 1])[0]
@@ -120,12 +121,13 @@ CONFIGS = [
 ]
 
 
+@pytest.mark.parametrize("numeric", [False, True], ids=["text_ids", "integer_ids"])
 @pytest.mark.parametrize("seed", [0, 1, 2])
 @pytest.mark.parametrize("config", CONFIGS, ids=lambda c: repr(sorted(c.to_dict().items())))
 def test_build_matrices_equals_straightforward_aggregation(
-    seed: int, config: InteractionConfig
+    seed: int, config: InteractionConfig, numeric: bool
 ) -> None:
-    rows = random_rows(seed)
+    rows = random_rows(seed, numeric=numeric)
     pairs = reference_pairs(rows, config)
     m = build_matrices(frame(rows), config)
     customers = sorted({c for c, _ in pairs})
@@ -157,9 +159,10 @@ def test_aggregate_equals_straightforward_aggregation(seed: int) -> None:
         assert last_ts == max(r[3] for r in weighted)
 
 
+@pytest.mark.parametrize("numeric", [False, True], ids=["text_ids", "integer_ids"])
 @pytest.mark.parametrize("seed", [5, 6])
-def test_given_maps_stay_stable_and_unknown_pairs_are_counted(seed: int) -> None:
-    rows = random_rows(seed)
+def test_given_maps_stay_stable_and_unknown_pairs_are_counted(seed: int, numeric: bool) -> None:
+    rows = random_rows(seed, numeric=numeric)
     config = InteractionConfig(confidence="linear")
     # the first build never sees customers ending in 7 or items ending in 3
     first = [r for r in rows[:200] if not r[0].endswith("7") and not r[1].endswith("3")]
@@ -208,3 +211,26 @@ def test_shuffled_maps_and_empty_or_null_input() -> None:
     assert aggregate(frame(rows).head(0)).height == 0
     with pytest.raises(ValueError, match="null customer_id"):
         build_matrices(frame(rows).with_columns(customer_id=pl.lit(None, pl.String)), config)
+
+
+@pytest.mark.parametrize(
+    "ids",
+    [
+        ["10", "9", "10", "100", "1", "9"],  # plain integers: string order 1 < 10 < 100 < 9
+        ["-3", "7", "0", "-12", "7"],  # negative ones
+        ["7", "07", "+7", "7"],  # one number written three ways: three ids
+        ["-0", "0", "5"],
+        ["5", "5000000000", "17"],  # a range too sparse for a table
+        ["9223372036854775807", "-9223372036854775808", "1"],  # the Int64 extremes
+        ["12", "x12", "3"],  # not all integers
+        ["4"],
+    ],
+)
+def test_integer_id_codes_equal_the_general_path(ids: list[str]) -> None:
+    from features.interactions import _codes
+
+    series = pl.Series("customer_id", ids, dtype=pl.String)
+    codes, distinct = _codes(series)
+    assert distinct.to_list() == sorted(set(ids))
+    assert distinct.dtype == pl.String
+    assert [distinct[int(c)] for c in codes] == ids
