@@ -220,6 +220,8 @@ def test_shuffled_maps_and_empty_or_null_input() -> None:
         ["-3", "7", "0", "-12", "7"],  # negative ones
         ["7", "07", "+7", "7"],  # one number written three ways: three ids
         ["-0", "0", "5"],
+        ["-05", "-5", "00", "0"],
+        ["1e2", "100", "12 ", " 12", "12"],  # read as text: the cast rejects these
         ["5", "5000000000", "17"],  # a range too sparse for a table
         ["9223372036854775807", "-9223372036854775808", "1"],  # the Int64 extremes
         ["12", "x12", "3"],  # not all integers
@@ -227,7 +229,12 @@ def test_shuffled_maps_and_empty_or_null_input() -> None:
     ],
 )
 def test_integer_id_codes_equal_the_general_path(ids: list[str]) -> None:
-    from features.interactions import _codes
+    from features.interactions import _codes, _integer_codes
+
+    numbers = [int(i) for i in ids if i.lstrip("-").isdigit()]
+    plain = len(numbers) == len(ids) and [str(n) for n in numbers] == ids
+    if plain and max(numbers) - min(numbers) < 1000:
+        assert _integer_codes(pl.Series(ids)) is not None  # plain integers take the fast path
 
     series = pl.Series("customer_id", ids, dtype=pl.String)
     codes, distinct = _codes(series)
