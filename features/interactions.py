@@ -202,22 +202,21 @@ def _integer_codes(ids: pl.Series) -> tuple[np.ndarray, pl.Series] | None:
     span = high - low + 1
     if span > MAX_SPAN_PER_ID * len(ids) + (1 << 16):
         return None
-    offsets = numbers.to_numpy() - low
+    offsets = numbers.to_numpy(writable=True)
+    offsets -= low
     seen = np.zeros(span, dtype=bool)
     seen[offsets] = True
     distinct = pl.Series(ids.name, np.flatnonzero(seen) + low).cast(pl.String)
     # Equal numbers must mean equal ids: "7", "07" and "+7" all read as 7. The cast reads
     # only [+-]?[0-9]+, and a sign or a leading zero makes an id longer than the number's
     # own spelling, so an id as long as that spelling is that spelling.
-    written = np.zeros(span, dtype=np.int64)
+    written = np.zeros(span, dtype=np.uint32)
     written[seen] = distinct.str.len_bytes().to_numpy()
     if not np.array_equal(ids.str.len_bytes().to_numpy(), written[offsets]):
         return None
     order = distinct.arg_sort().to_numpy()  # numeric rank -> string rank
-    string_rank = np.empty(len(order), dtype=np.int64)
-    string_rank[order] = np.arange(len(order), dtype=np.int64)
-    table = np.zeros(span, dtype=np.int64)  # offset -> string rank of that id
-    table[seen] = string_rank
+    table = np.zeros(span, dtype=np.uint32)  # offset -> string rank of that id
+    table[np.flatnonzero(seen)[order]] = np.arange(len(order), dtype=np.uint32)
     return table[offsets], distinct.gather(order)
 
 

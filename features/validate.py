@@ -182,8 +182,11 @@ def _duplicate_mask(raw: pl.DataFrame) -> pl.Series:
     """True for rows identical to an earlier row (all columns). Hash first, then exact.
 
     Sorting the 64-bit row hashes finds the few hash values seen twice; only rows carrying
-    those are compared exactly, so a hash collision never drops a row.
+    those are compared exactly, so a hash collision never drops a row. A column that is null
+    throughout (one a layout adds) is the same in every row, so it is left out.
     """
+    varying = [c for c in raw.columns if not _all_null(raw, c)]
+    raw = raw.select(varying or raw.columns[:1])
     hashes = raw.hash_rows()
     ordered = np.sort(hashes.to_numpy())
     repeated = ordered[1:][ordered[1:] == ordered[:-1]]

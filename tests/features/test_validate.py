@@ -135,6 +135,19 @@ def test_exact_duplicates_only() -> None:
     assert no_dedup.duplicates == 0 and no_dedup.kept == 4
 
 
+def test_duplicates_ignore_columns_that_are_null_throughout() -> None:
+    # a layout adds columns the export lacks (null in every row); rows still differ elsewhere
+    raw = raw_events([{}, {}, {"item_id": "i2"}]).with_columns(
+        price=pl.lit(None, pl.String), channel=pl.lit(None, pl.String)
+    )
+    report = validate(raw, ValidationConfig(now=NOW)).report
+    assert (report.kept, report.duplicates) == (2, 1)
+    # every column null: the rows are all identical
+    blank = pl.DataFrame({c: [None] * 3 for c in raw.columns}, schema=raw.schema)
+    report = validate(blank, ValidationConfig(now=NOW)).report
+    assert (report.quarantined, report.duplicates) == (1, 2)
+
+
 def test_catalog_makes_unknown_items_quarantined() -> None:
     raw = raw_events([{"item_id": "i1"}, {"item_id": "i2"}, {"item_id": "i9"}])
     result = validate(raw, ValidationConfig(now=NOW), catalog_items=["i1", "i2"])
