@@ -157,11 +157,15 @@ def _parse_text_timestamps(text: pl.Series, formats: Sequence[str]) -> pl.Series
 
 
 def _complete_timestamps(parsed: pl.Series, raw: pl.Series, formats: Sequence[str]) -> pl.Series:
-    """Fill what the integer path left (raw present, parsed null) from the slow path."""
+    """Fill what the integer path left (raw present, parsed null) from the slow path.
+
+    ``parsed`` is filled in place: pass a series nothing else holds (a fresh
+    :func:`_fast_timestamps` result), so the column is not copied.
+    """
     todo = (parsed.is_null() & raw.is_not_null()).arg_true()
     if todo.len() == 0:
         return parsed
-    return parsed.clone().scatter(todo, _parse_text_timestamps(raw.gather(todo), formats))
+    return parsed.scatter(todo, _parse_text_timestamps(raw.gather(todo), formats))
 
 
 def parse_timestamps(raw: pl.Series, formats: Sequence[str] = ()) -> pl.Series:
@@ -301,8 +305,11 @@ def _strip(col: str) -> pl.Expr:
     return pl.col(col).str.strip_chars()
 
 
-def _parse(frame: pl.DataFrame, config: ValidationConfig, now: datetime) -> pl.DataFrame:
-    """Add parsed columns (prefixed ``_``) and the reason code ``_code``.
+def _parse(
+    frame: pl.DataFrame, config: ValidationConfig, now: datetime
+) -> tuple[pl.DataFrame, set[str]]:
+    """Add parsed columns (prefixed ``_``) and the reason code ``_code``; also returns the
+    canonical event types present.
 
     Checks that cannot fail are skipped: a column the source does not fill (all null, e.g.
     price in RetailRocket) is not parsed.
@@ -314,18 +321,19 @@ def _parse(frame: pl.DataFrame, config: ValidationConfig, now: datetime) -> pl.D
     value_required = [t for t in config.value_required_types if t in present]
     positive_quantity = [t for t in config.positive_quantity_types if t in present]
 
+    raw_timestamps = frame["timestamp"]
+    timestamps = _complete_timestamps(
+        _fast_timestamps(raw_timestamps), raw_timestamps, config.timestamp_formats
+    )
     frame = frame.with_columns(
         _event=_map_values("event_type", mapping),
-        _timestamp=_fast_timestamps(frame["timestamp"]),
+        _timestamp=timestamps.alias("_timestamp"),
         _channel=pl.lit(None, pl.String)
         if "channel" in empty
         else _strip("channel").str.to_lowercase(),
     )
     frame = _clean_ids(frame, "customer_id", config)
     frame = _clean_ids(frame, "item_id", config)
-    frame = frame.with_columns(
-        _complete_timestamps(frame["_timestamp"], frame["timestamp"], config.timestamp_formats)
-    )
     event = pl.col("_event")
     ts = pl.col("_timestamp")
     checks: list[tuple[Reason, pl.Expr]] = [
@@ -375,7 +383,7 @@ def _parse(frame: pl.DataFrame, config: ValidationConfig, now: datetime) -> pl.D
     helpers = [
         c for c in frame.columns if c.startswith("_bad_") or c.endswith(("_missing", "_invalid"))
     ]
-    return frame.with_columns(_reason_codes(frame, checks)).drop(helpers)
+    return frame.with_columns(_reason_codes(frame, checks)).drop(helpers), present
 
 
 def _map_values(col: str, mapping: Mapping[str, str | None]) -> pl.Expr:
@@ -530,7 +538,7 @@ def validate(
             if config.drop_duplicates and rows_in
             else None
         )
-        frame = _parse(raw.with_row_index("row"), config, now)
+        frame, present = _parse(raw.with_row_index("row"), config, now)
         timings["parse"] = time.perf_counter() - clock
         duplicates = 0
         if found is not None:
@@ -548,7 +556,7 @@ def validate(
     if config.max_events_per_day is not None:
         frame, bots = _flag_bots(frame, config.max_events_per_day)
     adjustments: dict = {}
-    if config.returns == "apply" and frame["_event"].is_in(list(config.adjustment_types)).any():
+    if config.returns == "apply" and present.intersection(config.adjustment_types):
         frame, adjustments = _apply_adjustments(frame, config)
     timings["checks"] = time.perf_counter() - clock
     clock = time.perf_counter()
