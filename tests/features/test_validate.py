@@ -148,6 +148,22 @@ def test_duplicates_ignore_columns_that_are_null_throughout() -> None:
     assert (report.quarantined, report.duplicates) == (1, 2)
 
 
+def test_report_counts_distinct_kept_customers_and_items() -> None:
+    raw = raw_events(
+        [
+            {"customer_id": "c1", "item_id": "i1"},
+            {"customer_id": "c2", "item_id": "i1", "timestamp": "2024-03-02"},
+            {"customer_id": "c1", "item_id": "i2", "timestamp": "2024-03-03"},
+            {"customer_id": "c3", "event_type": "nope"},  # quarantined: not counted
+        ]
+    )
+    report = validate(raw, ValidationConfig(now=NOW)).report
+    assert (report.customers, report.items) == (2, 2)
+    nothing = validate(raw.tail(1), ValidationConfig(now=NOW)).report
+    assert (nothing.kept, nothing.customers, nothing.items) == (0, 0, 0)
+    assert nothing.first_event is None
+
+
 def test_catalog_makes_unknown_items_quarantined() -> None:
     raw = raw_events([{"item_id": "i1"}, {"item_id": "i2"}, {"item_id": "i9"}])
     result = validate(raw, ValidationConfig(now=NOW), catalog_items=["i1", "i2"])
