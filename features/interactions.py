@@ -215,8 +215,9 @@ def _integer_codes(ids: pl.Series) -> tuple[np.ndarray, pl.Series] | None:
     if not np.array_equal(ids.str.len_bytes().to_numpy(), written[offsets]):
         return None
     order = distinct.arg_sort().to_numpy()  # numeric rank -> string rank
-    table = np.zeros(span, dtype=np.uint32)  # offset -> string rank of that id
-    table[np.flatnonzero(seen)[order]] = np.arange(len(order), dtype=np.uint32)
+    # offset -> string rank of that id; int32, the index type scipy uses, so not copied there
+    table = np.zeros(span, dtype=np.int32)
+    table[np.flatnonzero(seen)[order]] = np.arange(len(order), dtype=np.int32)
     return table[offsets], distinct.gather(order)
 
 

@@ -166,6 +166,11 @@ def _id_map(
     return idmap, target
 
 
+def _is_identity(index: np.ndarray, size: int) -> bool:
+    """True when ``index`` maps every code to itself and covers a map of ``size`` ids."""
+    return len(index) == size and bool(np.array_equal(index, np.arange(size)))
+
+
 def _csr(
     values: np.ndarray, rows: np.ndarray, cols: np.ndarray, shape: tuple[int, int]
 ) -> sp.csr_matrix:
@@ -220,13 +225,21 @@ def build_matrices(
         items = (items or IdMap([])).extended(catalog_ids.unique().sort()) if extend else items
     item_map, col_index = _id_map(pairs.items, present_cols, items, extend)
 
-    row_codes, col_codes = pairs.coordinates()
-    rows, cols = row_index[row_codes], col_index[col_codes]
     values = confidence(pairs.matrix.data, config).astype(np.float32)
-    known = (rows >= 0) & (cols >= 0)
-    if not known.all():
-        rows, cols, values = rows[known], cols[known], values[known]
-    matrix = _csr(values, rows, cols, (len(customer_map), len(item_map)))
+    shape = (len(customer_map), len(item_map))
+    if _is_identity(row_index, shape[0]) and _is_identity(col_index, shape[1]):
+        # every code is its own map index (a fresh build): the pair matrix is the matrix
+        matrix = sp.csr_matrix(
+            (values, pairs.matrix.indices, pairs.matrix.indptr), shape=shape, dtype=np.float32
+        )
+        matrix.sort_indices()  # already sorted; this records it
+    else:
+        row_codes, col_codes = pairs.coordinates()
+        rows, cols = row_index[row_codes], col_index[col_codes]
+        known = (rows >= 0) & (cols >= 0)
+        if not known.all():
+            rows, cols, values = rows[known], cols[known], values[known]
+        matrix = _csr(values, rows, cols, shape)
 
     result = Matrices(
         interactions=matrix,
