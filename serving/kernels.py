@@ -75,8 +75,16 @@ def personal_pool(
             entry_seed[e] = k
             session[e] = (max(s_scores[j], 0.0) if top > 0 else 1.0) * factor
 
-    # group the entries by item (entries of an item in list order)
-    by = np.argsort(items, kind="mergesort")
+    # group the entries by item (entries of an item in list order): one sort of unique
+    # (item, entry) keys, so an unstable sort gives the stable order
+    bits = 1
+    while (1 << bits) < n:
+        bits += 1
+    keys = np.empty(n, np.int64)
+    for e in range(n):
+        keys[e] = (items[e] << bits) | e
+    keys.sort()
+    mask = (1 << bits) - 1
     uniq = np.empty(n, np.int64)
     best_model = np.empty(n)
     sum_session = np.empty(n)
@@ -85,7 +93,7 @@ def personal_pool(
     strongest = 0.0
     prev = -1
     for p in range(n):
-        e = by[p]
+        e = keys[p] & mask
         item = items[e]
         if p == 0 or item != prev:
             g += 1
@@ -119,8 +127,25 @@ def personal_pool(
         score[g] = total
         seed[g] = best_seed[g] if s > best_model[g] else -1
 
-    order = np.argsort(-score, kind="mergesort")
+    order = _best_first(score)
     return uniq[:n_uniq][order], score[order], seed[order]
+
+
+@_jit
+def _best_first(score: np.ndarray) -> np.ndarray:
+    """Positions by descending score, ties in position order (an unstable sort, then each
+    run of equal scores put back in position order: ties are rare)."""
+    order = np.argsort(-score)
+    i = 0
+    size = order.shape[0]
+    while i < size:
+        j = i + 1
+        while j < size and score[order[j]] == score[order[i]]:
+            j += 1
+        if j - i > 1:
+            order[i:j] = np.sort(order[i:j])
+        i = j
+    return order
 
 
 @_jit
@@ -175,6 +200,54 @@ def pick(
     return out[:m]
 
 
+@_jit
+def personal_top(
+    c_items: np.ndarray,
+    c_scores: np.ndarray,
+    s_items: np.ndarray,
+    s_scores: np.ndarray,
+    s_starts: np.ndarray,
+    s_weights: np.ndarray,
+    model_weight: float,
+    session_weight: float,
+    created_at: np.ndarray,
+    new_after: float,
+    new_boost: float,
+    promoted: np.ndarray,
+    promoted_boost: float,
+    in_stock: np.ndarray,
+    banned: np.ndarray,
+    categories: np.ndarray,
+    n_codes: int,
+    n: int,
+    cap: int,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """:func:`personal_pool` and, when the pool holds ``n`` items, :func:`pick` over it
+    (no request filters, no top-up) in one call: the storefront's usual request. Returns
+    the pool (items, score, seed) and the picked positions (empty when the pool is short)."""
+    items, score, seed = personal_pool(
+        c_items,
+        c_scores,
+        s_items,
+        s_scores,
+        s_starts,
+        s_weights,
+        model_weight,
+        session_weight,
+        created_at,
+        new_after,
+        new_boost,
+        promoted,
+        promoted_boost,
+    )
+    if items.shape[0] < n:
+        return items, score, seed, np.empty(0, np.int64)
+    order = np.arange(items.shape[0])
+    no_filter = np.empty(0, np.bool_)
+    chosen = pick(order, items, in_stock, banned, no_filter, categories, n_codes, n, cap, False)
+    return items, score, seed, chosen
+
+
 def warm_up() -> None:
     """Compile (or load from the cache) every kernel for the argument types the service
     passes, so no request pays for compilation."""
@@ -194,5 +267,26 @@ def warm_up() -> None:
         np.zeros(0, np.int64),
         0.0,
     )
-    codes = np.zeros(1, np.int32)
-    pick(items, items, np.ones(1, np.bool_), items, np.ones(2, np.bool_), codes, 1, 2, 1, True)
+    codes, stock = np.zeros(1, np.int32), np.ones(1, np.bool_)
+    pick(items, items, stock, items, np.ones(2, np.bool_), codes, 1, 2, 1, True)
+    personal_top(
+        items,
+        scores,
+        items,
+        scores,
+        np.array([0, 2]),
+        np.ones(1),
+        1.0,
+        1.0,
+        np.zeros(1),
+        0.0,
+        0.0,
+        np.zeros(0, np.int64),
+        0.0,
+        stock,
+        items,
+        codes,
+        1,
+        2,
+        1,
+    )

@@ -23,6 +23,7 @@ from __future__ import annotations
 from bisect import bisect_right
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from itertools import accumulate
 
 import numpy as np
 
@@ -218,16 +219,19 @@ def rerank(
     n = request.n
     if n <= 0:
         return []
-    pool = _personal(table, candidates, seeds, similar, request.now, config)
     banned = _banned(table, state, request, config)
+    # Fast path: the personal pool alone fills the list under the rules and diversity
+    # (pool and pick in one compiled call when the request has no filters of its own).
+    fused = config.diversity != "mmr" and not _has_filters(request)
+    pool, chosen = _personal(
+        table, candidates, seeds, similar, request.now, config, (banned, n) if fused else None
+    )
     p_items = pool.items
-    # Fast path: the personal pool alone fills the list under the rules and diversity.
-    if p_items.size >= n:
-        key = 1.0 + np.maximum(pool.score, 0.0)
+    if not fused and p_items.size >= n:
         order = np.arange(p_items.size)  # the pool is best first
-        chosen = _pick(order, p_items, key, table, banned, request, config, fill=False)
-        if chosen.size >= n:
-            return _explain(chosen, p_items, key, pool, [], table)
+        chosen = _pick(order, p_items, _key(pool), table, banned, request, config, fill=False)
+    if chosen.size >= n:
+        return _explain(chosen, p_items, _key(pool, chosen), pool, [], table)
 
     # -- fallback chain: trending in category, popular, trending ------------------------
     chain: list[tuple[np.ndarray, str, str]] = []  # (items best first, code, arg)
@@ -247,7 +251,7 @@ def rerank(
         (n_stages - stage - 1 + (c[0].size - np.arange(c[0].size)) / (c[0].size + 1.0)) / n_stages
         for stage, c in enumerate(chain)
     ]
-    key = np.concatenate([1.0 + np.maximum(pool.score, 0.0), *fb_key])
+    key = np.concatenate([_key(pool), *fb_key])
 
     # Dedupe (first occurrence wins: the personal pool, then the chain in order).
     _, first = np.unique(items, return_index=True)
@@ -255,7 +259,7 @@ def rerank(
     order = keep_pos[np.argsort(-key[keep_pos], kind="stable")]
     # diversity may leave the list short: then the best of the rest fill it
     chosen = _pick(order, items, key, table, banned, request, config, fill=True)
-    return _explain(chosen, items, key, pool, chain, table)
+    return _explain(chosen, items, key[chosen], pool, chain, table)
 
 
 class _Pool:
@@ -298,9 +302,12 @@ def _personal(
     similar: Mapping[str, Candidates],
     now: float,
     config: RerankConfig,
-) -> _Pool:
+    pick: tuple[np.ndarray, int] | None = None,
+) -> tuple[_Pool, np.ndarray]:
     """The personal pool: model candidates and the seeds' similar lists, one entry per item
-    (:func:`serving.kernels.personal_pool` merges and scores them in one compiled pass).
+    (:func:`serving.kernels.personal_pool` merges and scores them in one compiled pass),
+    and with ``pick`` (the sorted ban list, n) the positions of the best ``n`` the rules
+    and the category cap allow (:func:`serving.kernels.personal_top`; else empty).
 
     An item a candidate list holds twice keeps its best model score; its similarity to
     recent activity sums over every list entry."""
@@ -310,11 +317,11 @@ def _personal(
         if (sims := similar.get(seed.item_id)) is not None and len(sims.items)
     ]
     if not len(candidates.items) and not used:
-        return _Pool(_NO_ITEMS, np.empty(0))
+        return _Pool(_NO_ITEMS, np.empty(0)), _NO_ITEMS
     if used:
         s_items = np.concatenate([sims.items for _, sims in used], dtype=np.int64)
         s_scores = np.concatenate([sims.scores for _, sims in used], dtype=np.float64)
-        s_starts = np.cumsum([0, *(len(sims.items) for _, sims in used)])
+        s_starts = np.array(list(accumulate((len(sims.items) for _, sims in used), initial=0)))
     else:
         s_items, s_scores, s_starts = _NO_ITEMS, np.empty(0), np.zeros(1, np.int64)
     promoted = (
@@ -322,7 +329,7 @@ def _personal(
         if config.promoted and config.promoted_boost
         else _NO_ITEMS
     )
-    items, score, seed = kernels.personal_pool(
+    args = (
         candidates.items.astype(np.int64),
         candidates.scores.astype(np.float64),
         s_items,
@@ -337,16 +344,45 @@ def _personal(
         promoted,
         float(config.promoted_boost),
     )
+    if pick is None:
+        items, score, seed = kernels.personal_pool(*args)
+        chosen = _NO_ITEMS
+    else:
+        banned, n = pick
+        items, score, seed, chosen = kernels.personal_top(
+            *args, table.in_stock, banned, table.category, len(table.categories), n, _cap(config)
+        )
     if not used:
-        return _Pool(items, score)
-    return _Pool(items, score, seed, [seed for seed, _ in used])
+        return _Pool(items, score), chosen
+    return _Pool(items, score, seed, [seed for seed, _ in used]), chosen
+
+
+def _key(pool: _Pool, positions: np.ndarray | None = None) -> np.ndarray:
+    """Ordering key of pool items (all, or at ``positions``): 1 + combined score, so every
+    personal item ranks above the fallback lists' (0, 1)."""
+    score = pool.score if positions is None else pool.score[positions]
+    return 1.0 + np.maximum(score, 0.0)
+
+
+def _cap(config: RerankConfig) -> int:
+    """Items per category the diversity rule allows (0: no cap)."""
+    return config.max_per_category if config.diversity == "cap" else 0
+
+
+def _has_filters(request: RerankRequest) -> bool:
+    return bool(
+        request.category
+        or request.exclude_categories
+        or request.price_min is not None
+        or request.price_max is not None
+    )
 
 
 def _banned(
     table: ItemTable, state: OnlineState, request: RerankRequest, config: RerankConfig
 ) -> np.ndarray:
-    """Indices never to show in this request: bought (unless repeatable), in the cart
-    (by context), excluded by the request, the product on screen, capped by email."""
+    """Indices never to show in this request, sorted: bought (unless repeatable), in the
+    cart (by context), excluded by the request, the product on screen, capped by email."""
     banned: list[np.ndarray] = []
     if state.purchased:
         codes = rules.category_codes(table, config.repeatable_categories)
@@ -366,7 +402,7 @@ def _banned(
         )
     if not banned:
         return _NO_ITEMS
-    return banned[0] if len(banned) == 1 else np.concatenate(banned)
+    return np.sort(banned[0] if len(banned) == 1 else np.concatenate(banned))
 
 
 def _request_mask(items: np.ndarray, table: ItemTable, request: RerankRequest) -> np.ndarray:
@@ -397,7 +433,6 @@ def _pick(
     a short list."""
     n = request.n
     keep = _request_mask(items, table, request)
-    banned = np.sort(banned.astype(np.int64, copy=False))
     n_codes = len(table.categories)
     if config.diversity == "mmr":
         allowed = kernels.pick(
@@ -414,16 +449,15 @@ def _pick(
         )
         cats = table.category[items[allowed]]
         return rules.mmr(allowed, key[allowed], cats, n, config.mmr_lambda)
-    cap = config.max_per_category if config.diversity == "cap" else 0
     return kernels.pick(
-        order, items, table.in_stock, banned, keep, table.category, n_codes, n, cap, fill
+        order, items, table.in_stock, banned, keep, table.category, n_codes, n, _cap(config), fill
     )
 
 
 def _explain(
     chosen: np.ndarray,
     items: np.ndarray,
-    key: np.ndarray,
+    key: np.ndarray,  # the ordering key of each chosen item
     pool: _Pool,
     chain: list[tuple[np.ndarray, str, str]],
     table: ItemTable,
@@ -431,7 +465,7 @@ def _explain(
     n_personal = pool.items.shape[0]
     positions = chosen.tolist()
     ids = table.item_ids[items[chosen]].tolist()
-    scores = key[chosen].tolist()
+    scores = key.tolist()
     if chain:
         bounds = np.cumsum([n_personal] + [c[0].size for c in chain]).tolist()
     personal = iter(pool.reasons([p for p in positions if p < n_personal]))
