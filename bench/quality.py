@@ -18,12 +18,12 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import sys
 import time
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+
+from record import add_block, machine  # bench/record.py: the script's directory is on sys.path
 
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
@@ -313,7 +313,7 @@ def main(argv: list[str] | None = None) -> int:
     elapsed = time.perf_counter() - started
     print(f"total {elapsed / 60:.1f} min on {os.cpu_count()} cores", file=sys.stderr)
     if args.record:
-        record(table, args.ratings, elapsed)
+        append_record(table, args.ratings, elapsed)
     print(
         json.dumps(
             {"models": ndcgs, "best_model": best_model, "best_ndcg_at_10": ndcgs[best_model]}
@@ -345,18 +345,14 @@ def render_table(results: dict[str, dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
-def record(table: str, ratings: Path, elapsed: float) -> None:
-    path = Path(__file__).resolve().parent.parent / "BENCHMARKS.md"
-    stamp = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
-    machine = f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}"
-    text = (
-        f"\n## quality ({stamp})\n\n`python bench/quality.py --ratings {ratings}` on {machine}, "
-        f"{elapsed / 60:.1f} min. Test NDCG@10 under the evaluation protocol "
-        f"(docs/evaluation.md); bars: each model >= peer - {TOLERANCE}, best >= {BEST_BAR}.\n\n"
-        f"{table}\n"
+def append_record(table: str, ratings: Path, elapsed: float) -> None:
+    """The whole table, as a dated ``###`` block under ``## quality`` in BENCHMARKS.md."""
+    intro = (
+        f"`python bench/quality.py --ratings {ratings}` on {machine()}, {elapsed / 60:.1f} min. "
+        f"Test NDCG@10 under the evaluation protocol (docs/evaluation.md); bars: each model >= "
+        f"peer - {TOLERANCE}, best >= {BEST_BAR}."
     )
-    with path.open("a") as out:
-        out.write(text)
+    add_block("quality", f"{intro}\n\n{table}")
 
 
 if __name__ == "__main__":

@@ -26,15 +26,16 @@ os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 os.environ.setdefault("MKL_NUM_THREADS", "1")
 
 import json  # noqa: E402
-import platform  # noqa: E402
 import statistics  # noqa: E402
 import sys  # noqa: E402
 import time  # noqa: E402
-from datetime import UTC, datetime  # noqa: E402
 from pathlib import Path  # noqa: E402
 from typing import Any  # noqa: E402
 
 import numpy as np  # noqa: E402
+
+# bench/record.py: the script's directory is on sys.path
+from record import add_row, machine, now  # noqa: E402
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
@@ -174,19 +175,32 @@ def main(record: bool) -> dict[str, Any]:
     return result
 
 
+COLUMNS = ["date (UTC)", "machine", "matrix", "fit_ratio", "recommend_ratio", "bars"]
+
+
 def append_record(result: dict[str, Any]) -> None:
-    path = REPO / "BENCHMARKS.md"
-    machine = f"{platform.machine()} {os.cpu_count()} cores, Python {platform.python_version()}"
+    """One row under ``## train_speed`` in BENCHMARKS.md."""
     rate = result["recommend_customers_per_s"]
-    line = (
-        f"| {datetime.now(UTC):%Y-%m-%d %H:%M} | train_speed | {machine} | "
-        f"{result['shape'][0]:,} x {result['shape'][1]:,} ({result['nnz']:,} nnz) | "
-        f"fit_ratio {result['fit_ratio']} (ALS {result['fit_s']['recsys']}s vs "
-        f"{result['fit_s']['implicit']}s) | recommend_ratio {result['recommend_ratio']} "
-        f"({rate['recsys']:,} vs {rate['implicit']:,} customers/s, top-{N}) |\n"
-    )
-    with path.open("a") as handle:
-        handle.write(line)
+    missed = [
+        name
+        for name, ok in (
+            ("fit_ratio", result["fit_ratio"] <= BAR_FIT_RATIO),
+            ("recommend_ratio", result["recommend_ratio"] >= BAR_RECOMMEND_RATIO),
+            ("same lists", result["same_lists"]),
+        )
+        if not ok
+    ]
+    cells = [
+        now(),
+        machine(),
+        f"{result['shape'][0]:,} x {result['shape'][1]:,} ({result['nnz']:,} nnz)",
+        f"{result['fit_ratio']} (ALS {result['fit_s']['recsys']} s vs "
+        f"{result['fit_s']['implicit']} s)",
+        f"{result['recommend_ratio']} ({rate['recsys']:,} vs {rate['implicit']:,} "
+        f"customers/s, top-{N})",
+        f"NOT met ({', '.join(missed)})" if missed else "met",
+    ]
+    add_row("train_speed", COLUMNS, cells)
 
 
 if __name__ == "__main__":
