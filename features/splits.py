@@ -102,6 +102,19 @@ class Split:
     validation_report: SplitReport
     dropped: pl.DataFrame = field(default_factory=pl.DataFrame)
 
+    @classmethod
+    def from_cuts(cls, test: Cut, validation: Cut) -> Split:
+        """The split of a test cut and a validation cut made from its train."""
+        return cls(
+            train=test.train,
+            validation=validation.test,
+            test=test.test,
+            report=test.report,
+            validation_train=validation.train,
+            validation_report=validation.report,
+            dropped=test.dropped,
+        )
+
     @property
     def test_cut(self) -> Cut:
         return Cut(self.train, self.test, self.dropped, self.report)
@@ -272,15 +285,7 @@ def temporal_holdout(
         min_test=min_test,
         drop_small_customers=False,
     )
-    return Split(
-        train=test.train,
-        validation=val.test,
-        test=test.test,
-        report=test.report,
-        validation_train=val.train,
-        validation_report=val.report,
-        dropped=test.dropped,
-    )
+    return Split.from_cuts(test, val)
 
 
 # --- global time cut-off -------------------------------------------------------------------
@@ -344,12 +349,4 @@ def global_cutoff(
         window = (last - cutoff) if isinstance(last, datetime) else timedelta(0)
         validation_cutoff = cutoff - max(window, timedelta(seconds=1))
     val = cutoff_cut(test.train, validation_cutoff, positive_types=positive_types, min_positives=1)
-    return Split(
-        train=test.train,
-        validation=val.test,
-        test=test.test,
-        report=test.report,
-        validation_train=val.train,
-        validation_report=val.report,
-        dropped=test.dropped,
-    )
+    return Split.from_cuts(test, val)

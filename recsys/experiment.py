@@ -489,6 +489,24 @@ def log_outcome(
     return model, matrices, version
 
 
+def evaluate_and_log(
+    spec: ExperimentSpec,
+    dataset: Dataset,
+    data: ProtocolData,
+    model: RecommenderBase,
+    run_id: str,
+    *,
+    progress: Callable[[str], None] = lambda _: None,
+) -> TrainOutcome:
+    """Evaluate a model fitted on the test fold's train, once; log and register it (see
+    :func:`log_outcome`) into the active run ``run_id``."""
+    result = evaluate(model, data.test, data.config)
+    logged, matrices, version = log_outcome(spec, dataset, data, model, result, progress=progress)
+    return TrainOutcome(
+        run_id=run_id, version=version, result=result, model=logged, matrices=matrices
+    )
+
+
 def train(
     spec: ExperimentSpec,
     *,
@@ -507,14 +525,4 @@ def train(
         progress(f"fitting {spec.model_name}")
         model = fit_on_fold(spec, data.test)
         progress("evaluating on test")
-        result = evaluate(model, data.test, data.config)
-        logged, matrices, version = log_outcome(
-            spec, dataset, data, model, result, progress=progress
-        )
-    return TrainOutcome(
-        run_id=active.info.run_id,
-        version=version,
-        result=result,
-        model=logged,
-        matrices=matrices,
-    )
+        return evaluate_and_log(spec, dataset, data, model, active.info.run_id, progress=progress)

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
 from recsys.evaluation.protocol import ProtocolData, evaluate
@@ -30,10 +30,10 @@ from recsys.experiment import (
     ExperimentSpec,
     ModelCache,
     TrainOutcome,
+    evaluate_and_log,
     fit_on_fold,
     get_path,
     load_dataset,
-    log_outcome,
     protocol_data,
 )
 
@@ -211,16 +211,9 @@ def tune(
         best = found.best_spec
         progress("refitting the best on train and evaluating test once")
         model = fit_on_fold(best, data.test)
-        result = evaluate(model, data.test, data.config)
-        logged, matrices, version = log_outcome(
-            best, dataset, data, model, result, progress=progress
-        )
-    return TrainOutcome(
-        run_id=run.info.run_id,
-        version=version,
-        result=result,
-        model=logged,
-        matrices=matrices,
+        outcome = evaluate_and_log(best, dataset, data, model, run.info.run_id, progress=progress)
+    return replace(
+        outcome,
         validation=found.validation,
         extra={"best": found.best, "best_validation": found.best_value, "trials": found.trials},
     )

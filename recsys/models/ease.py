@@ -11,20 +11,18 @@ Scores (``history @ B``) are batched dense products, ranked chunk by chunk.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Self
 
 import numpy as np
 import scipy.linalg
 import scipy.sparse as sp
 
-from recsys.models.base import RecommenderBase
-from recsys.models.confidence import apply_confidence
+from recsys.models.history import HistoryScorer
 from recsys.models.ranking import one_hot, topn_chunked, topn_dense
 
 DTYPES = ("float32", "float64")
 
 
-class EASE(RecommenderBase):
+class EASE(HistoryScorer):
     name = "ease"
 
     def __init__(
@@ -43,20 +41,13 @@ class EASE(RecommenderBase):
         self.dtype = dtype
         self.max_items = max_items
 
-    def _weighted(self, matrix: sp.csr_matrix) -> sp.csr_matrix:
-        return apply_confidence(matrix, self.confidence, self.alpha)
-
-    def fit(
-        self,
-        interactions: sp.csr_matrix,
-        item_features: sp.csr_matrix | None = None,
-        customer_features: sp.csr_matrix | None = None,
-    ) -> Self:
+    def _check_params(self) -> None:
         if self.dtype not in DTYPES:
             raise ValueError(f"dtype must be one of {DTYPES}, got {self.dtype!r}")
         if not 0.0 <= self.drop_p < 1.0:
             raise ValueError(f"drop_p must be in [0, 1), got {self.drop_p}")
-        matrix = self._weighted(self._check_interactions(interactions))
+
+    def _learn(self, matrix: sp.csr_matrix) -> None:
         n_items = matrix.shape[1]
         if n_items > self.max_items:
             gb = n_items**2 * np.dtype(self.dtype).itemsize * 3 / 1e9
@@ -73,9 +64,6 @@ class EASE(RecommenderBase):
         weights = inverse / (-np.diag(inverse))
         weights[np.diag_indices(n_items)] = 0.0
         self.weights_ = np.ascontiguousarray(weights, dtype=np.float32)
-        self.train_ = matrix
-        self.n_customers_, self.n_items_ = matrix.shape
-        return self
 
     def _score(
         self, history: sp.csr_matrix, n: int, exclude: sp.csr_matrix | None
@@ -84,31 +72,14 @@ class EASE(RecommenderBase):
             lambda part: history[part] @ self.weights_, history.shape[0], self.n_items, n, exclude
         )
 
-    def recommend(
-        self, rows: np.ndarray, n: int, exclude: sp.csr_matrix | None = None
-    ) -> tuple[np.ndarray, np.ndarray]:
-        rows = self._check_rows(rows, exclude)
-        return self._score(self.train_[rows], n, exclude)
-
-    def recommend_history(
-        self,
-        history: sp.csr_matrix,
-        n: int,
-        exclude: sp.csr_matrix | None = None,
-        customer_features: sp.csr_matrix | None = None,
-    ) -> tuple[np.ndarray, np.ndarray]:
-        history, exclude = self._check_history(history, exclude)
-        return self._score(self._weighted(history), n, exclude)
-
     def similar_items(self, items: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
         items = self._check_items(items)
         return topn_dense(self.weights_[items].copy(), n, one_hot(items, self.n_items))
 
     def _save_state(self, path: Path) -> None:
+        super()._save_state(path)
         np.save(path / "weights.npy", self.weights_)
-        sp.save_npz(path / "train.npz", self.train_)
 
     def _load_state(self, path: Path) -> None:
+        super()._load_state(path)
         self.weights_ = np.load(path / "weights.npy")
-        self.train_ = sp.csr_matrix(sp.load_npz(path / "train.npz"))
-        self.n_customers_, self.n_items_ = self.train_.shape

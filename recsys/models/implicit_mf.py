@@ -31,6 +31,10 @@ class _ImplicitMF(RecommenderBase):
     def _library_model(self) -> Any:
         raise NotImplementedError
 
+    def _fold_in(self, history: sp.csr_matrix) -> np.ndarray:
+        """Factors (one row per customer) of customers unseen at training, from their history."""
+        raise NotImplementedError
+
     def _weighted(self, matrix: sp.csr_matrix) -> sp.csr_matrix:
         return apply_confidence(matrix, self.confidence)
 
@@ -76,6 +80,16 @@ class _ImplicitMF(RecommenderBase):
             filter_already_liked_items=exclude is not None,
         )
         return pad(np.atleast_2d(items), np.atleast_2d(scores), n)
+
+    def recommend_history(
+        self,
+        history: sp.csr_matrix,
+        n: int,
+        exclude: sp.csr_matrix | None = None,
+        customer_features: sp.csr_matrix | None = None,
+    ) -> tuple[np.ndarray, np.ndarray]:
+        history, exclude = self._check_history(history, exclude)
+        return self._topk(self._fold_in(history), n, exclude)
 
     def similar_items(self, items: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
         items = self._check_items(items)
@@ -139,18 +153,11 @@ class ALS(_ImplicitMF):
             random_state=self.random_state,
         )
 
-    def recommend_history(
-        self,
-        history: sp.csr_matrix,
-        n: int,
-        exclude: sp.csr_matrix | None = None,
-        customer_features: sp.csr_matrix | None = None,
-    ) -> tuple[np.ndarray, np.ndarray]:
-        history, exclude = self._check_history(history, exclude)
+    def _fold_in(self, history: sp.csr_matrix) -> np.ndarray:
         weighted = self._weighted(history)
         with threadpool_limits(limits=1, user_api="blas"):
             factors = self.model_.recalculate_user(np.arange(history.shape[0]), weighted)
-        return self._topk(np.atleast_2d(factors), n, exclude)
+        return np.atleast_2d(factors)
 
 
 class BPR(_ImplicitMF):
@@ -191,16 +198,9 @@ class BPR(_ImplicitMF):
             random_state=self.random_state,
         )
 
-    def recommend_history(
-        self,
-        history: sp.csr_matrix,
-        n: int,
-        exclude: sp.csr_matrix | None = None,
-        customer_features: sp.csr_matrix | None = None,
-    ) -> tuple[np.ndarray, np.ndarray]:
-        history, exclude = self._check_history(history, exclude)
+    def _fold_in(self, history: sp.csr_matrix) -> np.ndarray:
         item_factors = self.model_.item_factors
         # implicit's BPR keeps the item bias in the last factor and a constant 1 for users
         factors = np.asarray(row_normalize(self._weighted(history)) @ item_factors)
         factors[:, -1] = 1.0
-        return self._topk(factors, n, exclude)
+        return factors

@@ -11,75 +11,43 @@ from __future__ import annotations
 
 import warnings
 from pathlib import Path
-from typing import ClassVar, Self
+from typing import ClassVar
 
 import numpy as np
 import scipy.sparse as sp
 
-from recsys.models.base import RecommenderBase
 from recsys.models.confidence import apply_confidence, row_normalize
+from recsys.models.history import HistoryScorer
 from recsys.models.ranking import CHUNK_CELLS, one_hot, topn_sparse
 
 SIMILARITIES = ("cosine", "bm25", "tfidf")
 
 
-class _ItemItem(RecommenderBase):
-    confidence: str
-    alpha: float
-
-    def _weighted(self, matrix: sp.csr_matrix) -> sp.csr_matrix:
-        return apply_confidence(matrix, self.confidence, self.alpha)
-
+class _ItemItem(HistoryScorer):
     def _similarity(self, matrix: sp.csr_matrix) -> sp.csr_matrix:
         raise NotImplementedError
 
-    def fit(
-        self,
-        interactions: sp.csr_matrix,
-        item_features: sp.csr_matrix | None = None,
-        customer_features: sp.csr_matrix | None = None,
-    ) -> Self:
-        matrix = self._weighted(self._check_interactions(interactions))
+    def _learn(self, matrix: sp.csr_matrix) -> None:
         similarity = sp.csr_matrix(self._similarity(matrix), dtype=np.float32)
         similarity.sort_indices()
         self.similarity_ = similarity
-        self.train_ = matrix
-        self.n_customers_, self.n_items_ = matrix.shape
-        return self
 
     def _score(
         self, history: sp.csr_matrix, n: int, exclude: sp.csr_matrix | None
     ) -> tuple[np.ndarray, np.ndarray]:
         return topn_sparse(history @ self.similarity_, n, exclude)
 
-    def recommend(
-        self, rows: np.ndarray, n: int, exclude: sp.csr_matrix | None = None
-    ) -> tuple[np.ndarray, np.ndarray]:
-        rows = self._check_rows(rows, exclude)
-        return self._score(self.train_[rows], n, exclude)
-
-    def recommend_history(
-        self,
-        history: sp.csr_matrix,
-        n: int,
-        exclude: sp.csr_matrix | None = None,
-        customer_features: sp.csr_matrix | None = None,
-    ) -> tuple[np.ndarray, np.ndarray]:
-        history, exclude = self._check_history(history, exclude)
-        return self._score(self._weighted(history), n, exclude)
-
     def similar_items(self, items: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
         items = self._check_items(items)
         return topn_sparse(self.similarity_[items], n, one_hot(items, self.n_items))
 
     def _save_state(self, path: Path) -> None:
+        super()._save_state(path)
         sp.save_npz(path / "similarity.npz", self.similarity_)
-        sp.save_npz(path / "train.npz", self.train_)
 
     def _load_state(self, path: Path) -> None:
+        super()._load_state(path)
         self.similarity_ = sp.csr_matrix(sp.load_npz(path / "similarity.npz"))
-        self.train_ = sp.csr_matrix(sp.load_npz(path / "train.npz"))
-        self.n_customers_, self.n_items_ = self.train_.shape
 
 
 class ItemKNN(_ItemItem):

@@ -69,13 +69,19 @@ def topn_dense(
     k = min(n, cols)
     if k <= 0:
         return empty(rows, n)
+    return pad(*_top_k(scores, k), n)
+
+
+def _top_k(scores: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """Column positions and values of the k largest scores of each row, best first."""
+    rows, cols = scores.shape
     if k < cols:
         part = np.argpartition(-scores, k - 1, axis=1)[:, :k]
     else:
         part = np.broadcast_to(np.arange(cols), (rows, cols))
     top = np.take_along_axis(scores, part, axis=1)
     order = np.argsort(-top, axis=1, kind="stable")
-    return pad(np.take_along_axis(part, order, axis=1), np.take_along_axis(top, order, axis=1), n)
+    return np.take_along_axis(part, order, axis=1), np.take_along_axis(top, order, axis=1)
 
 
 def topn_chunked(
@@ -121,15 +127,8 @@ def topn_sparse(
     cols = np.full((rows, width), -1, dtype=np.int32)
     dense[row_of, pos] = data
     cols[row_of, pos] = cols_of
-    k = min(n, width)
-    if k < width:
-        part = np.argpartition(-dense, k - 1, axis=1)[:, :k]
-    else:
-        part = np.broadcast_to(np.arange(width), (rows, width))
-    top = np.take_along_axis(dense, part, axis=1)
-    order = np.argsort(-top, axis=1, kind="stable")
-    part = np.take_along_axis(part, order, axis=1)
-    return pad(np.take_along_axis(cols, part, axis=1), np.take_along_axis(top, order, axis=1), n)
+    part, top = _top_k(dense, min(n, width))
+    return pad(np.take_along_axis(cols, part, axis=1), top, n)
 
 
 def exclusion_keys(exclude: sp.csr_matrix, n_cols: int) -> np.ndarray:

@@ -89,7 +89,7 @@ class SessionEASE(EASE):
         self.source_norm = source_norm
         self.target_norm = target_norm
 
-    def _check_sequence_params(self) -> None:
+    def _check_params(self) -> None:
         if self.gate not in GATES:
             raise ValueError(f"gate must be one of {GATES}, got {self.gate!r}")
         if self.window < 1 or self.recent < 1:
@@ -98,6 +98,7 @@ class SessionEASE(EASE):
             raise ValueError("source_norm and target_norm must be >= 0")
         if self.session_hours <= 0 or self.seq_weight < 0:
             raise ValueError("session_hours must be > 0 and seq_weight >= 0")
+        super()._check_params()
 
     def fit(
         self,
@@ -106,7 +107,6 @@ class SessionEASE(EASE):
         customer_features: sp.csr_matrix | None = None,
         timestamps: sp.csr_matrix | None = None,
     ) -> Self:
-        self._check_sequence_params()
         super().fit(interactions, item_features, customer_features)
         if timestamps is None:
             self.transitions_ = sp.csr_matrix((self.n_items_, self.n_items_), dtype=np.float32)
