@@ -117,28 +117,36 @@ def write_version(
         return report
     width = item_width(table.n_items)
     store.begin_version(version, meta)
-    store.write_item_table(table)
-    report.items = table.n_items
-    if lists:
-        store.write_lists(version, lists, width=width)
-        report.lists = len(lists)
-    for rows, items, scores in similar:
-        store.write_similar(version, rows, items, scores, width=width)
-        report.similar += int((items >= 0).any(axis=1).sum())
-    timer = _Timer()
-    sample: list[str] = []
-    for rows, items, scores in chunks:
-        with timer:
-            ids = customer_ids[rows].tolist()
-            report.payload_bytes += store.write_candidates(version, ids, items, scores, width=width)
-            written = np.asarray((items >= 0).any(axis=1), dtype=bool)
-            report.customers += int(written.sum())
-            if len(sample) < SAMPLE:
-                sample += [c for c, ok in zip(ids, written.tolist(), strict=True) if ok][:SAMPLE]
-    report.write_seconds = timer.seconds
-    expected = {"customers": report.customers, "similar": report.similar}
-    store.finish_version(version, expected, sample_customers=sample[:SAMPLE])
-    report.bytes_per_customer = store.bytes_per_customer(version, sample[:SAMPLE])
+    try:
+        store.write_item_table(table)
+        report.items = table.n_items
+        if lists:
+            store.write_lists(version, lists, width=width)
+            report.lists = len(lists)
+        for rows, items, scores in similar:
+            store.write_similar(version, rows, items, scores, width=width)
+            report.similar += int((items >= 0).any(axis=1).sum())
+        timer = _Timer()
+        sample: list[str] = []
+        for rows, items, scores in chunks:
+            with timer:
+                ids = customer_ids[rows].tolist()
+                report.payload_bytes += store.write_candidates(
+                    version, ids, items, scores, width=width
+                )
+                written = np.asarray((items >= 0).any(axis=1), dtype=bool)
+                report.customers += int(written.sum())
+                if len(sample) < SAMPLE:
+                    sample += [c for c, ok in zip(ids, written.tolist(), strict=True) if ok][
+                        :SAMPLE
+                    ]
+        report.write_seconds = timer.seconds
+        expected = {"customers": report.customers, "similar": report.similar}
+        store.finish_version(version, expected, sample_customers=sample[:SAMPLE])
+        report.bytes_per_customer = store.bytes_per_customer(version, sample[:SAMPLE])
+    except BaseException:
+        store.release(version)  # a re-run need not wait for the lease to lapse
+        raise
     if activate:
         report.previous = store.activate(version)
         report.activated = True

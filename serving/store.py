@@ -5,6 +5,7 @@ Key layout (``p`` = prefix, ``V`` = a published version, ``id`` = an external cu
     {p}:active  {p}:previous           version pointers (one slot: switched by a Lua script)
     {p}:versions                       hash V -> JSON VersionInfo (status, counts, times)
     {p}:events  {p}:events:exported    Redis Stream of online events + last exported id
+    {p}:publishing:V                   lease of the process publishing V (expires)
     p:v:V:{c:id}                       candidates of a customer (binary, see below)
     p:v:V:meta                         hash of write counters of version V
     p:v:V:items                        hash: the item table (ids, categories, price, ...)
@@ -28,7 +29,9 @@ Publishing writes version V under its own namespace with raw pipelined ``SET`` c
 verifies the counters, marks V complete, then switches ``active`` atomically (the previous
 version is kept for rollback; older ones get a TTL). Re-running a publish of a version that is
 not active first deletes its namespace, so a crashed half-written version never becomes
-active and never leaves stale keys behind.
+active and never leaves stale keys behind. One process at a time writes a version: it holds
+a lease that every write renews (``StoreConfig.publish_lease_s``); a second publisher of V
+gets :class:`PublishInProgress`, and a killed publisher's lease lapses by itself.
 
 :class:`Store` (redis.Redis) and :class:`AsyncStore` (redis.asyncio) share the key layout,
 the command plans and the decoders; only the I/O differs.
@@ -40,6 +43,7 @@ import json
 import math
 import re
 import time
+import uuid
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
@@ -160,6 +164,10 @@ def decode_ranked(payload: bytes | None) -> Candidates:
 # --- versions -----------------------------------------------------------------------------
 
 
+class PublishInProgress(RuntimeError):
+    """Another publisher holds the version (or took it over from this one)."""
+
+
 @dataclass
 class VersionInfo:
     """What the registry knows about one published version."""
@@ -192,6 +200,8 @@ class StoreConfig:
     stream_maxlen: int = 10_000_000  # approximate cap of the events stream
     retired_ttl_s: int = 3600  # older versions expire this long after being replaced
     write_batch: int = 4000  # commands per pipeline when publishing
+    publish_lease_s: float = 300.0  # a publisher's claim on a version lapses this long after
+    # its last write: a publisher killed mid-way blocks a re-run of that version at most this long
 
 
 _SWITCH = """
@@ -207,6 +217,18 @@ if cur then redis.call('SET', KEYS[2], cur) end
 return cur or ''
 """
 """Atomically make ARGV[1] active (it must be complete) and the old active the previous."""
+
+_RENEW = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('PEXPIRE', KEYS[1], ARGV[2]) end
+return 0
+"""
+"""Extend a publishing lease if the caller (token ARGV[1]) still holds it."""
+
+_RELEASE = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
+return 0
+"""
+"""Drop a publishing lease if the caller (token ARGV[1]) still holds it."""
 
 _ROLLBACK = """
 local prev = redis.call('GET', KEYS[2])
@@ -278,6 +300,7 @@ class _StoreBase:
         self.k_versions = f"{tag}:versions"
         self.k_stream = f"{tag}:events"
         self.k_exported = f"{tag}:events:exported"
+        self._k_lease = f"{tag}:publishing:"
 
     # ---- keys ------------------------------------------------------------------------------
     def _ns(self, version: str) -> str:
@@ -445,6 +468,9 @@ class Store(_StoreBase):
         self.client: Any = client  # redis-py's response types are unions; we decode bytes
         self._switch = client.register_script(_SWITCH)
         self._rollback = client.register_script(_ROLLBACK)
+        self._renew_script = client.register_script(_RENEW)
+        self._release_script = client.register_script(_RELEASE)
+        self._leases: dict[str, str] = {}  # version -> our token, while we write it
 
     def _run(self, cmds: Sequence[Command]) -> list[Any]:
         pipe = self.client.pipeline(transaction=False)
@@ -537,11 +563,48 @@ class Store(_StoreBase):
         pipe.execute()
         return len(keys)
 
+    # ---- publishing lease: one writer per version --------------------------------------------
+    def _claim(self, version: str) -> None:
+        """Hold ``version`` for this publisher (renewed by every write, released by
+        :meth:`finish_version` or :meth:`release`); PublishInProgress if another holds it."""
+        if version in self._leases:
+            self._renew(version)
+            return
+        token = uuid.uuid4().hex
+        ms = max(1, int(self.config.publish_lease_s * 1000))
+        if not self.client.set(self._k_lease + version, token, nx=True, px=ms):
+            left = max(0, int(self.client.pttl(self._k_lease + version))) / 1000
+            raise PublishInProgress(
+                f"version {version} is being published by another process; wait for it to "
+                f"finish (a publisher that died lets go within {left:.0f} s)"
+            )
+        self._leases[version] = token
+
+    def _renew(self, version: str) -> None:
+        token = self._leases.get(version)
+        if token is None:  # not publishing through this store (e.g. a hand-made version)
+            return
+        ms = max(1, int(self.config.publish_lease_s * 1000))
+        if not self._renew_script(keys=[self._k_lease + version], args=[token, ms]):
+            del self._leases[version]
+            raise PublishInProgress(
+                f"lost the publishing lease of version {version} (no write for "
+                f"{self.config.publish_lease_s:.0f} s, and another publisher may have taken it)"
+            )
+
+    def release(self, version: str) -> None:
+        """Let go of ``version`` (after a failed publish, so a re-run need not wait)."""
+        token = self._leases.pop(version, None)
+        if token is not None:
+            self._release_script(keys=[self._k_lease + version], args=[token])
+
     def begin_version(self, version: str, meta: dict[str, Any] | None = None) -> VersionInfo:
-        """Start writing ``version``: refuses the active one; clears leftovers of a crash."""
+        """Start writing ``version``: refuses the active one and one another publisher is
+        writing (:class:`PublishInProgress`); clears leftovers of a crash."""
         check_version(version)
         if version == self.active_version():
             raise ValueError(f"version {version} is active; publish under another version")
+        self._claim(version)
         self._unlink_namespace(version)
         info = VersionInfo(version=version, created_at=time.time(), meta=dict(meta or {}))
         self._put_info(info)
@@ -562,6 +625,7 @@ class Store(_StoreBase):
         """
         if len(customer_ids) != items.shape[0]:
             raise ValueError("one row of items per customer id")
+        self._renew(version)
         values = encode_ranked_rows(items, scores, width)
         keys = [self.k_candidates(version, str(c)).encode() for c in customer_ids]
         pairs = [(k, v) for k, v in zip(keys, values, strict=True) if len(v) > 1]
@@ -579,6 +643,7 @@ class Store(_StoreBase):
         width: int,
     ) -> int:
         """Write the similar items of item indices ``item_rows``; returns the payload bytes."""
+        self._renew(version)
         values = encode_ranked_rows(items, scores, width)
         pairs = [
             (self.k_similar(version, int(i)).encode(), v)
@@ -591,6 +656,7 @@ class Store(_StoreBase):
 
     def write_lists(self, version: str, lists: dict[str, Candidates], *, width: int) -> None:
         """Write popular/trending lists; names from :meth:`list_name`."""
+        self._renew(version)
         mapping = {name: encode_ranked(c.items, c.scores, width) for name, c in lists.items()}
         if mapping:
             self.client.hset(self.k_lists(version), mapping=mapping)  # type: ignore[arg-type]
@@ -598,6 +664,7 @@ class Store(_StoreBase):
 
     def write_item_table(self, table: ItemTable) -> None:
         """Write the item table of ``table.version``."""
+        self._renew(table.version)
         ids = [check_id(str(x), "item_id") for x in table.item_ids.tolist()]
         for name in table.categories:
             if SEP in name:
@@ -661,7 +728,9 @@ class Store(_StoreBase):
         expected: dict[str, int],
         sample_customers: Sequence[str] = (),
     ) -> VersionInfo:
-        """Verify counters (and that sampled customers' keys exist), then mark complete."""
+        """Verify counters (and that sampled customers' keys exist), then mark complete and
+        let go of the publishing lease."""
+        self._renew(version)
         info = self.version_info(version)
         if info is None:
             raise KeyError(f"version {version} was never begun")
@@ -683,6 +752,7 @@ class Store(_StoreBase):
             raise RuntimeError(f"version {version} has no item table")
         info.status, info.completed_at, info.counts = "complete", time.time(), counts
         self._put_info(info)
+        self.release(version)
         return info
 
     def activate(self, version: str) -> str | None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 
 import numpy as np
 import pytest
@@ -11,6 +12,7 @@ import redis
 from serving.connection import connect, connect_async
 from serving.store import (
     AsyncStore,
+    PublishInProgress,
     Store,
     StoreConfig,
     check_id,
@@ -244,3 +246,33 @@ def test_async_store_reads_like_the_sync_one(
 
     asyncio.run(run())
     assert store.customer_view("1", "c2").state.cart == ("i3",)
+
+
+def test_one_publisher_per_version_and_a_dead_ones_lease_lapses(
+    redis_url: str, redis_prefix: str
+) -> None:
+    config = StoreConfig(publish_lease_s=0.3)
+    first = Store(connect(redis_url), prefix=redis_prefix, config=config)
+    second = Store(connect(redis_url), prefix=redis_prefix, config=config)
+    first.begin_version("5")
+    with pytest.raises(PublishInProgress, match="another process"):
+        second.begin_version("5")
+    second.begin_version("6")  # other versions are free
+    # the first publisher stops writing (killed): its lease lapses, a re-run takes over ...
+    time.sleep(0.5)
+    second.begin_version("5")
+    # ... and the first one, should it wake up, cannot write into the re-run
+    with pytest.raises(PublishInProgress, match="lost the publishing lease"):
+        first.write_item_table(item_table("5"))
+    second.release("5")
+    second.release("6")
+
+
+def test_finishing_or_failing_a_publish_frees_the_version(store: Store, redis_url: str) -> None:
+    other = Store(connect(redis_url), prefix=store.prefix)
+    publish(store, "1", ["a", "b"])  # finish_version lets go
+    publish(other, "1", ["a", "b"])  # a re-publish of a version that is not active
+    store.begin_version("2")
+    store.release("2")  # what write_version does when a publish fails
+    other.begin_version("2")
+    other.release("2")
