@@ -10,7 +10,7 @@ Steps (all on this machine, loopback only, every loop bounded in time):
    items per item -> ``publish_customers_per_s`` and ``redis_bytes_per_customer``;
 3. online state (3 views + 1 cart item) for 10,000 customers through ``Store.record_events``;
 4. ``recsys serve`` as a subprocess (uvloop + httptools), as a user would start it (default
-   settings: one worker; ``BENCH_WORKERS=2`` for one per core);
+   settings: one worker per core; ``BENCH_WORKERS=1`` for a single one);
 5. saturation with Debian's ``wrk`` (a Lua script picks a random customer with online state
    per request): ``/v1/customers/{id}/recommendations?n=10&context=home`` against the
    trivial ``/healthz`` of the same server, alternated, median of 3 rounds each
@@ -58,7 +58,8 @@ SATURATION_S = 5
 RATE = 1000
 HEY_PROCS, HEY_WORKERS = 5, 4  # 5 x 4 workers x 50 req/s = 1,000 req/s
 RATE_S = 10
-WORKERS = int(os.environ.get("BENCH_WORKERS", "1"))  # uvicorn workers (recsys serve default)
+# uvicorn workers: recsys serve's default (one per usable core) unless BENCH_WORKERS is set
+WORKERS = int(os.environ.get("BENCH_WORKERS") or len(os.sched_getaffinity(0)))
 BARS = {
     "publish_customers_per_s": (">=", 50_000),
     "redis_bytes_per_customer": ("<=", 1024),

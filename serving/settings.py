@@ -7,6 +7,7 @@ of ``serving.connection`` is used. Lists are comma-separated (``RECSYS_PROMOTED=
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Annotated, Literal
 
@@ -64,7 +65,12 @@ class Settings(BaseSettings):
     # --- HTTP server ---------------------------------------------------------------------------
     host: str = "127.0.0.1"
     port: int = Field(default=8000, ge=1, le=65535)
-    workers: int = Field(default=1, ge=1, description="uvicorn worker processes.")
+    workers: int = Field(
+        default=0,
+        ge=0,
+        description="uvicorn worker processes; 0 (the default): one per CPU core. Each worker "
+        "keeps its own copy of the active version's item table and similar-items cache.",
+    )
     log_level: str = "warning"
 
     # --- request limits ------------------------------------------------------------------------
@@ -101,6 +107,14 @@ class Settings(BaseSettings):
     diversity: Literal["cap", "mmr", "none"] = "cap"
     max_per_category: int = Field(default=3, ge=0)
     mmr_lambda: float = Field(default=0.7, ge=0, le=1)
+
+    def worker_count(self) -> int:
+        """The worker processes to start (``workers``, or one per CPU core when 0)."""
+        if self.workers:
+            return self.workers
+        if hasattr(os, "sched_getaffinity"):  # the cores this process may run on
+            return len(os.sched_getaffinity(0))
+        return os.cpu_count() or 1
 
     def rerank_config(self) -> RerankConfig:
         """The re-ranking configuration these settings describe."""

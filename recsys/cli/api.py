@@ -27,7 +27,8 @@ def serve(
     host: Annotated[str | None, typer.Option(help="Bind address (RECSYS_HOST).")] = None,
     port: Annotated[int | None, typer.Option(help="Port (RECSYS_PORT, default 8000).")] = None,
     workers: Annotated[
-        int | None, typer.Option(help="Worker processes (RECSYS_WORKERS, default 1).")
+        int | None,
+        typer.Option(help="Worker processes (RECSYS_WORKERS; default: one per CPU core)."),
     ] = None,
     redis_url: RedisUrl = None,
     log_level: Annotated[str | None, typer.Option(help="uvicorn log level.")] = None,
@@ -51,7 +52,7 @@ def serve(
     settings = Settings()
     typer.echo(
         f"recsys API on http://{settings.host}:{settings.port} "
-        f"({settings.workers} worker(s), docs at /docs)",
+        f"({settings.worker_count()} worker(s), docs at /docs)",
         err=True,
     )
     uvicorn.run(
@@ -59,7 +60,7 @@ def serve(
         factory=True,
         host=settings.host,
         port=settings.port,
-        workers=settings.workers,
+        workers=settings.worker_count(),
         loop="uvloop",
         http="httptools",
         access_log=False,

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import pytest
 
 from serving.settings import Settings
@@ -26,4 +28,15 @@ def test_invalid_values_are_refused(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("RECSYS_MAX_N", "10")
     monkeypatch.setenv("RECSYS_DIVERSITY", "random")
     with pytest.raises(ValueError, match="diversity"):
+        Settings()
+
+
+def test_one_worker_per_usable_core_unless_set(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("RECSYS_WORKERS", raising=False)
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    assert Settings().worker_count() == cores
+    monkeypatch.setenv("RECSYS_WORKERS", "3")
+    assert Settings().worker_count() == 3
+    monkeypatch.setenv("RECSYS_WORKERS", "-1")
+    with pytest.raises(ValueError, match="workers"):
         Settings()
