@@ -356,10 +356,12 @@ COLUMNS = [
     "date (UTC)",
     "machine",
     "customers",
+    "workers",
     "publish customers/s",
     "bytes/customer",
     "rps_ratio_vs_hello (recs rps / hello rps)",
     "p99 ms at 1,000 rps",
+    "server CPU us/request (hello / recs)",
     "bars",
 ]
 
@@ -367,15 +369,18 @@ COLUMNS = [
 def append_record(result: dict[str, Any]) -> None:
     """One row under ``## serve`` in BENCHMARKS.md."""
     missed = [name for name in BARS if not meets(result, name)]
+    cpu = result["server_cpu_us_per_request"]
     cells = [
         now(),
         machine(),
         f"{result['customers']:,}",
+        str(result["workers"]),
         f"{result['publish_customers_per_s']:,}",
         f"{result['redis_bytes_per_customer']:,}",
         f"{result['rps_ratio_vs_hello']} ({result['recommendations_rps']:,} / "
         f"{result['hello_rps']:,})",
         f"{result['p99_ms_at_1000_rps']} (p50 {result['constant_rate']['p50_ms']})",
+        f"{cpu['hello']} / {cpu['recommendations']}",
         f"NOT met ({', '.join(missed)})" if missed else "met",
     ]
     add_row("serve", COLUMNS, cells)
