@@ -19,7 +19,7 @@ _jit = njit(cache=True, nogil=True, boundscheck=False)
 
 
 @_jit
-def personal_pool(
+def _pooled(
     c_items: np.ndarray,  # int64 (n_cand,) model candidates, best first
     c_scores: np.ndarray,  # float64 (n_cand,) their model scores
     s_items: np.ndarray,  # int64 (m,) the seeds' similar lists, concatenated in seed order
@@ -34,15 +34,8 @@ def personal_pool(
     promoted: np.ndarray,  # int64 sorted item indices that get promoted_boost
     promoted_boost: float,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """The personal pool, one entry per item, best first.
-
-    Returns ``(items, score, seed)``: ``score`` = model part + session part + boosts, where
-    the model part is the item's best min-max normalised candidate score times
-    ``model_weight`` and the session part is ``session_weight`` times the sum of its
-    similarities, each list scaled to its own maximum (an all-zero list counts 1 per
-    entry) times its seed's weight. ``seed[i]`` is the seed whose list gave item ``i`` its
-    strongest similarity when the session part beats the model part, else -1 (the model
-    explains it). Ties in score go to the lower item index."""
+    """:func:`personal_pool` before ordering: one entry per item, in order of first
+    appearance (candidates, then the similar lists)."""
     n_cand = c_items.shape[0]
     m = s_items.shape[0]
     n = n_cand + m
@@ -75,41 +68,39 @@ def personal_pool(
             entry_seed[e] = k
             session[e] = (max(s_scores[j], 0.0) if top > 0 else 1.0) * factor
 
-    # group the entries by item (entries of an item in list order): one sort of unique
-    # (item, entry) keys, so an unstable sort gives the stable order
-    bits = 1
-    while (1 << bits) < n:
-        bits += 1
-    keys = np.empty(n, np.int64)
-    for e in range(n):
-        keys[e] = (items[e] << bits) | e
-    keys.sort()
-    mask = (1 << bits) - 1
+    # group the entries by item, groups in order of first appearance, each item's entries
+    # in list order: an open-addressing table of item -> group (no sort)
+    size = 16
+    while size < 2 * n:
+        size <<= 1
+    slots = np.full(size, -1, np.int64)
     uniq = np.empty(n, np.int64)
     best_model = np.empty(n)
     sum_session = np.empty(n)
     best_seed = np.empty(n, np.int64)
-    g = -1
-    strongest = 0.0
-    prev = -1
-    for p in range(n):
-        e = keys[p] & mask
+    strongest = np.empty(n)
+    n_uniq = 0
+    for e in range(n):
         item = items[e]
-        if p == 0 or item != prev:
-            g += 1
+        h = ((item * 0x9E3779B1) >> 7) & (size - 1)
+        while slots[h] >= 0 and uniq[slots[h]] != item:
+            h = (h + 1) & (size - 1)
+        g = slots[h]
+        if g < 0:
+            g = n_uniq
+            n_uniq += 1
+            slots[h] = g
             uniq[g] = item
             best_model[g] = model[e]
             sum_session[g] = session[e]
             best_seed[g] = entry_seed[e]
-            strongest = session[e]
-            prev = item
+            strongest[g] = session[e]
         else:
             best_model[g] = max(best_model[g], model[e])
             sum_session[g] += session[e]
-            if session[e] >= strongest:  # ties: the later list
-                strongest = session[e]
+            if session[e] >= strongest[g]:  # ties: the later list
+                strongest[g] = session[e]
                 best_seed[g] = entry_seed[e]
-    n_uniq = g + 1
 
     score = np.empty(n_uniq)
     seed = np.empty(n_uniq, np.int64)
@@ -126,15 +117,57 @@ def personal_pool(
                 total += promoted_boost
         score[g] = total
         seed[g] = best_seed[g] if s > best_model[g] else -1
-
-    order = _best_first(score)
-    return uniq[:n_uniq][order], score[order], seed[order]
+    return uniq[:n_uniq], score, seed
 
 
 @_jit
-def _best_first(score: np.ndarray) -> np.ndarray:
-    """Positions by descending score, ties in position order (an unstable sort, then each
-    run of equal scores put back in position order: ties are rare)."""
+def personal_pool(
+    c_items: np.ndarray,  # int64 (n_cand,) model candidates, best first
+    c_scores: np.ndarray,  # float64 (n_cand,) their model scores
+    s_items: np.ndarray,  # int64 (m,) the seeds' similar lists, concatenated in seed order
+    s_scores: np.ndarray,  # float64 (m,) their similarities
+    s_starts: np.ndarray,  # int64 (n_seeds + 1,) where each seed's list starts; last = m
+    s_weights: np.ndarray,  # float64 (n_seeds,) each seed's weight
+    model_weight: float,
+    session_weight: float,
+    created_at: np.ndarray,  # float64 (n_items,) epoch seconds, NaN when unknown
+    new_after: float,  # created at or after this -> a new arrival
+    new_boost: float,  # added to new arrivals' scores (0: none)
+    promoted: np.ndarray,  # int64 sorted item indices that get promoted_boost
+    promoted_boost: float,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The personal pool, one entry per item, best first.
+
+    Returns ``(items, score, seed)``: ``score`` = model part + session part + boosts, where
+    the model part is the item's best min-max normalised candidate score times
+    ``model_weight`` and the session part is ``session_weight`` times the sum of its
+    similarities, each list scaled to its own maximum (an all-zero list counts 1 per
+    entry) times its seed's weight. ``seed[i]`` is the seed whose list gave item ``i`` its
+    strongest similarity when the session part beats the model part, else -1 (the model
+    explains it). Ties in score go to the lower item index."""
+    items, score, seed = _pooled(
+        c_items,
+        c_scores,
+        s_items,
+        s_scores,
+        s_starts,
+        s_weights,
+        model_weight,
+        session_weight,
+        created_at,
+        new_after,
+        new_boost,
+        promoted,
+        promoted_boost,
+    )
+    order = _best_first(score, items)
+    return items[order], score[order], seed[order]
+
+
+@_jit
+def _best_first(score: np.ndarray, items: np.ndarray) -> np.ndarray:
+    """Positions by descending score, ties to the lower item (an unstable sort, then each
+    run of equal scores put in item order: ties are rare)."""
     order = np.argsort(-score)
     i = 0
     size = order.shape[0]
@@ -143,9 +176,23 @@ def _best_first(score: np.ndarray) -> np.ndarray:
         while j < size and score[order[j]] == score[order[i]]:
             j += 1
         if j - i > 1:
-            order[i:j] = np.sort(order[i:j])
+            run = order[i:j].copy()
+            order[i:j] = run[np.argsort(items[run])]
         i = j
     return order
+
+
+@_jit
+def _best_prefix(score: np.ndarray, items: np.ndarray, k: int) -> np.ndarray:
+    """The first (at least) ``k`` positions of :func:`_best_first`'s order, without sorting
+    the rest: every position scoring at least the k-th best score, in that order."""
+    size = score.shape[0]
+    if k >= size:
+        return _best_first(score, items)
+    neg = -score
+    threshold = np.partition(neg, k - 1)[k - 1]
+    top = np.nonzero(neg <= threshold)[0]
+    return top[_best_first(score[top], items[top])]
 
 
 @_jit
@@ -224,8 +271,11 @@ def personal_top(
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """:func:`personal_pool` and, when the pool holds ``n`` items, :func:`pick` over it
     (no request filters, no top-up) in one call: the storefront's usual request. Returns
-    the pool (items, score, seed) and the picked positions (empty when the pool is short)."""
-    items, score, seed = personal_pool(
+    the pool (items, score, seed) and the picked positions (fewer than ``n`` when the pool
+    or the rules fall short: the pool is then wholly best first). When ``n`` were picked,
+    only the pool's best few (at least the picked ones) are ordered, the rest follow in
+    no particular order: most requests are decided by the first dozens of a few hundred."""
+    items, score, seed = _pooled(
         c_items,
         c_scores,
         s_items,
@@ -240,11 +290,25 @@ def personal_top(
         promoted,
         promoted_boost,
     )
-    if items.shape[0] < n:
-        return items, score, seed, np.empty(0, np.int64)
-    order = np.arange(items.shape[0])
-    no_filter = np.empty(0, np.bool_)
-    chosen = pick(order, items, in_stock, banned, no_filter, categories, n_codes, n, cap, False)
+    size = items.shape[0]
+    keep = np.empty(0, np.bool_)  # no request filters
+    if size < n:
+        order = _best_first(score, items)
+        return items[order], score[order], seed[order], np.empty(0, np.int64)
+    order = _best_prefix(score, items, min(size, 4 * n + 16))
+    if order.shape[0] < size:
+        rest = np.ones(size, np.bool_)
+        rest[order] = False
+        layout = np.concatenate((order, np.nonzero(rest)[0]))
+        p_items, p_score, p_seed = items[layout], score[layout], seed[layout]
+        head = np.arange(order.shape[0])
+        chosen = pick(head, p_items, in_stock, banned, keep, categories, n_codes, n, cap, False)
+        if chosen.shape[0] >= n:
+            return p_items, p_score, p_seed, chosen
+        order = _best_first(score, items)  # the rules held too many back: order them all
+    items, score, seed = items[order], score[order], seed[order]
+    everything = np.arange(size)
+    chosen = pick(everything, items, in_stock, banned, keep, categories, n_codes, n, cap, False)
     return items, score, seed, chosen
 
 

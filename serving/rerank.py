@@ -307,7 +307,8 @@ def _personal(
     """The personal pool: model candidates and the seeds' similar lists, one entry per item
     (:func:`serving.kernels.personal_pool` merges and scores them in one compiled pass),
     and with ``pick`` (the sorted ban list, n) the positions of the best ``n`` the rules
-    and the category cap allow (:func:`serving.kernels.personal_top`; else empty).
+    and the category cap allow (:func:`serving.kernels.personal_top`; else empty). The
+    pool is best first, except that when ``pick`` found all ``n`` only its head is ordered.
 
     An item a candidate list holds twice keeps its best model score; its similarity to
     recent activity sums over every list entry."""

@@ -137,3 +137,48 @@ def test_pick_caps_categories_and_fills_from_what_the_cap_held_back() -> None:
     assert pick(order, items, categories=categories, cap=1, n=3) == [0, 3, 4]
     assert pick(order, items, categories=categories, cap=1, n=6, fill=True) == [0, 3, 4, 5, 1, 2]
     assert pick(order, items, categories=categories, cap=0, n=2) == [0, 1]  # no cap
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_personal_top_is_personal_pool_then_pick(seed: int) -> None:
+    """The fused kernel orders only the head of big pools; what it picks (and, when the
+    rules hold too many back, the whole pool) must be exactly the two-step answer."""
+    rng = np.random.default_rng(seed)
+    n_items = 400
+    created, stock = rng.random(n_items) * 200, rng.random(n_items) > 0.3
+    cats = rng.integers(-1, 6, n_items).astype(np.int32)
+    for _ in range(300):
+        n_cand, lens = int(rng.integers(0, 150)), rng.integers(0, 60, int(rng.integers(0, 4)))
+        args = (
+            rng.integers(0, n_items, n_cand).astype(np.int64),
+            np.round(rng.random(n_cand) * 3, 1),  # coarse scores: many ties
+            rng.integers(0, n_items, int(lens.sum())).astype(np.int64),
+            np.round(rng.random(int(lens.sum())) * 2 - 0.2, 1),
+            np.concatenate([[0], np.cumsum(lens)]).astype(np.int64),
+            np.round(rng.random(lens.size) * 2, 1),
+            1.0,
+            1.2,
+            created,
+            100.0,
+            0.1,
+            np.sort(rng.choice(n_items, 3, replace=False)).astype(np.int64),
+            0.2,
+        )
+        banned = np.unique(rng.integers(0, n_items, int(rng.integers(0, 40)))).astype(np.int64)
+        n, cap = int(rng.integers(1, 15)), int(rng.integers(0, 3))
+        items, score, seeds = kernels.personal_pool(*args)
+        expected = kernels.pick(
+            np.arange(items.size), items, stock, banned, NO_FLAGS, cats, 6, n, cap, False
+        )
+        t_items, t_score, t_seeds, chosen = kernels.personal_top(
+            *args, stock, banned, cats, 6, n, cap
+        )
+        if items.size < n:
+            assert chosen.size == 0
+        else:
+            assert t_items[chosen].tolist() == items[expected].tolist()
+            assert t_score[chosen].tolist() == score[expected].tolist()
+            assert t_seeds[chosen].tolist() == seeds[expected].tolist()
+        if chosen.size < n:  # the pool goes on to the fallback chain: wholly best first
+            assert t_items.tolist() == items.tolist() and t_score.tolist() == score.tolist()
+        assert sorted(t_items.tolist()) == sorted(items.tolist())
