@@ -58,8 +58,6 @@ SATURATION_S = 5
 RATE = 1000
 HEY_PROCS, HEY_WORKERS = 5, 4  # 5 x 4 workers x 50 req/s = 1,000 req/s
 RATE_S = 10
-# uvicorn workers: recsys serve's default (one per usable core) unless BENCH_WORKERS is set
-WORKERS = int(os.environ.get("BENCH_WORKERS") or len(os.sched_getaffinity(0)))
 BARS = {
     "publish_customers_per_s": (">=", 50_000),
     "redis_bytes_per_customer": ("<=", 1024),
@@ -145,6 +143,13 @@ def add_online_state(store: Any, customer_ids: list[str], n_items: int) -> None:
         store.record_events(events[start : start + 4000])
 
 
+def workers() -> int:
+    """uvicorn workers: ``BENCH_WORKERS``, else recsys serve's default (one per usable core)."""
+    from serving.settings import Settings
+
+    return Settings(workers=int(os.environ.get("BENCH_WORKERS") or 0)).worker_count()
+
+
 def start_api(redis_url: str, prefix: str, port: int, workdir: Path) -> subprocess.Popen[bytes]:
     import httpx
 
@@ -153,7 +158,7 @@ def start_api(redis_url: str, prefix: str, port: int, workdir: Path) -> subproce
         REDIS_URL=redis_url,
         RECSYS_REDIS_PREFIX=prefix,
         RECSYS_PORT=str(port),
-        RECSYS_WORKERS=str(WORKERS),
+        RECSYS_WORKERS=str(workers()),
         RECSYS_FALLBACK_PATH=str(workdir / "fallback.json"),
     )
     recsys = Path(sys.executable).parent / "recsys"
@@ -322,7 +327,7 @@ def main(record: bool, n_customers: int) -> dict[str, Any]:
         "cpu_ratio_vs_hello": round(hello_cpu / recs_cpu, 3),
         "constant_rate": rate,
         "customers": report.customers,
-        "workers": WORKERS,
+        "workers": workers(),
         "cores": os.cpu_count(),
     }
     print_table(result, hello_rps, recs_rps)

@@ -291,10 +291,10 @@ def personal_top(
         promoted_boost,
     )
     size = items.shape[0]
-    keep = np.empty(0, np.bool_)  # no request filters
     if size < n:
         order = _best_first(score, items)
         return items[order], score[order], seed[order], np.empty(0, np.int64)
+    keep = np.empty(0, np.bool_)  # no request filters
     order = _best_prefix(score, items, min(size, 4 * n + 16))
     if order.shape[0] < size:
         rest = np.ones(size, np.bool_)

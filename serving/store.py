@@ -300,7 +300,6 @@ class _StoreBase:
         self.k_versions = f"{tag}:versions"
         self.k_stream = f"{tag}:events"
         self.k_exported = f"{tag}:events:exported"
-        self._k_lease = f"{tag}:publishing:"
 
     # ---- keys ------------------------------------------------------------------------------
     def _ns(self, version: str) -> str:
@@ -320,6 +319,9 @@ class _StoreBase:
 
     def k_similar(self, version: str, item: int) -> str:
         return f"{self._ns(version)}s:{item}"
+
+    def k_lease(self, version: str) -> str:
+        return f"{{{self.prefix}}}:publishing:{version}"
 
     def _k_state(self, customer_id: str, what: str) -> str:
         return f"{self.prefix}:{{c:{customer_id}}}:{what}"
@@ -571,21 +573,23 @@ class Store(_StoreBase):
             self._renew(version)
             return
         token = uuid.uuid4().hex
-        ms = max(1, int(self.config.publish_lease_s * 1000))
-        if not self.client.set(self._k_lease + version, token, nx=True, px=ms):
-            left = max(0, int(self.client.pttl(self._k_lease + version))) / 1000
+        if not self.client.set(self.k_lease(version), token, nx=True, px=self._lease_ms):
+            left = max(0, int(self.client.pttl(self.k_lease(version)))) / 1000
             raise PublishInProgress(
                 f"version {version} is being published by another process; wait for it to "
                 f"finish (a publisher that died lets go within {left:.0f} s)"
             )
         self._leases[version] = token
 
+    @property
+    def _lease_ms(self) -> int:
+        return max(1, int(self.config.publish_lease_s * 1000))
+
     def _renew(self, version: str) -> None:
         token = self._leases.get(version)
         if token is None:  # not publishing through this store (e.g. a hand-made version)
             return
-        ms = max(1, int(self.config.publish_lease_s * 1000))
-        if not self._renew_script(keys=[self._k_lease + version], args=[token, ms]):
+        if not self._renew_script(keys=[self.k_lease(version)], args=[token, self._lease_ms]):
             del self._leases[version]
             raise PublishInProgress(
                 f"lost the publishing lease of version {version} (no write for "
@@ -596,7 +600,7 @@ class Store(_StoreBase):
         """Let go of ``version`` (after a failed publish, so a re-run need not wait)."""
         token = self._leases.pop(version, None)
         if token is not None:
-            self._release_script(keys=[self._k_lease + version], args=[token])
+            self._release_script(keys=[self.k_lease(version)], args=[token])
 
     def begin_version(self, version: str, meta: dict[str, Any] | None = None) -> VersionInfo:
         """Start writing ``version``: refuses the active one and one another publisher is
