@@ -46,7 +46,7 @@ import time
 import uuid
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 import redis
@@ -284,6 +284,31 @@ def _customer_view(
         {k: tuple(v) for k, v in email.items()},
     )
     return CustomerView(version, decode_ranked(payload), state)
+
+
+class RawCustomer(NamedTuple):
+    """A customer's replies as Redis sent them (:meth:`AsyncStore.customer_raw_active`): the
+    API's compiled path (``serving.fastpath``) reads them as they are; :meth:`view` decodes."""
+
+    version: str
+    candidates: bytes | None  # the encoded ranked list (None: no candidates)
+    recent: list[bytes]  # recent-activity entries, newest first: ts SEP event type SEP item
+    cart: list[bytes]  # item ids
+    bought: list[bytes]  # item id, purchase ts, item id, ts, ...
+    mailed: list[bytes]  # send member, ts, ...
+
+    def view(self) -> CustomerView:
+        b, m = self.bought, self.mailed
+        pairs = zip(b[::2], b[1::2], strict=True), zip(m[::2], m[1::2], strict=True)
+        return _customer_view(self.version, self.candidates, self.recent, self.cart, *pairs)
+
+
+def _checked(replies: list[Any]) -> list[Any]:
+    """``replies`` after raising the first error reply among them."""
+    for reply in replies:
+        if isinstance(reply, Exception):
+            raise reply
+    return replies
 
 
 class _StoreBase:
@@ -860,24 +885,8 @@ class AsyncStore(_StoreBase):
         round trip: ``version_hint`` is the caller's cached active version; when the pointer
         moved, the candidates are re-read for the new version (a second round trip).
         The returned ``view.version`` is the version that answered (KeyError if none)."""
-        if self._read_raw is not None:  # the API's transport: raw replies, one packed write
-            raw = await self._read_raw(
-                [("GET", self.k_active), *self._raw_customer(version_hint, customer_id)]
-            )
-            for reply in raw:
-                if isinstance(reply, Exception):
-                    raise reply
-            active = _str(raw[0]) if raw[0] is not None else None
-            if active is None:
-                raise KeyError("no active version")
-            if active == version_hint:
-                buy, mail = raw[4], raw[5]
-                pairs = (
-                    zip(buy[::2], buy[1::2], strict=True),
-                    zip(mail[::2], mail[1::2], strict=True),
-                )
-                return _customer_view(active, raw[1], raw[2], raw[3], *pairs)
-            return await self.customer_view(active, customer_id)
+        if self.raw_reads:
+            return (await self.customer_raw_active(customer_id, version_hint)).view()
         cmds = [_cmd("get", self.k_active), *self._plan_customer(version_hint, customer_id)]
         res = await self._run(cmds)
         active = _s(res[0]) if res[0] is not None else None
@@ -886,6 +895,27 @@ class AsyncStore(_StoreBase):
         if active == version_hint:
             return self._decode_customer(active, res[1:])
         return await self.customer_view(active, customer_id)
+
+    @property
+    def raw_reads(self) -> bool:
+        """Whether the transport returns raw replies (:meth:`customer_raw_active`)."""
+        return self._read_raw is not None
+
+    async def customer_raw_active(self, customer_id: str, version_hint: str) -> RawCustomer:
+        """:meth:`customer_view_active` undecoded (needs :attr:`raw_reads`): one packed
+        write for the pointer and the customer's keys, a second round trip only when the
+        pointer moved away from ``version_hint``. KeyError when no version is active."""
+        raw = _checked(
+            await self._read_raw(
+                [("GET", self.k_active), *self._raw_customer(version_hint, customer_id)]
+            )
+        )
+        if raw[0] is None:
+            raise KeyError("no active version")
+        active = _str(raw[0])
+        if active != version_hint:
+            raw = [raw[0], *_checked(await self._read_raw(self._raw_customer(active, customer_id)))]
+        return RawCustomer(active, raw[1], raw[2], raw[3], raw[4], raw[5])
 
     async def customer_views(self, version: str, customer_ids: Sequence[str]) -> list[CustomerView]:
         """:meth:`customer_view` for many customers (e.g. an email batch), one round trip."""

@@ -13,7 +13,7 @@ from starlette.datastructures import QueryParams
 from starlette.responses import Response
 
 from serving.api.schemas import EVENT_TYPES
-from serving.api.service import RecommendationService
+from serving.api.service import Answer, RecommendationService
 from serving.rerank import CONTEXTS, RerankRequest
 from serving.settings import Settings
 from serving.store import check_id
@@ -135,6 +135,12 @@ def items_json(items: list[RankedItem]) -> list[dict[str, Any]]:
         {"item_id": r.item_id, "score": r.score, "reason": r.reason, "reason_code": r.reason_code}
         for r in items
     ]
+
+
+def answer_items(answer: Answer) -> Any:
+    """An answer's items for a JSON body: as they are when the compiled path already wrote
+    them (``serving.fastpath``), else :func:`items_json`."""
+    return orjson.Fragment(answer.json) if answer.json is not None else items_json(answer.items)
 
 
 ERRORS: dict[int | str, dict[str, Any]] = {

@@ -40,14 +40,41 @@ _READS = {"get", "lrange", "smembers", "hgetall", "zrange"}
 
 
 class _Protocol(asyncio.Protocol):
-    """Replies are matched to waiting requests in order (Redis answers in order)."""
+    """Replies are matched to waiting requests in order (Redis answers in order).
 
-    def __init__(self) -> None:
+    One watchdog per connection instead of a timer per request: while requests wait, it
+    looks at the oldest every quarter of the timeout and drops the connection when that one
+    is overdue (the replies behind it cannot come first)."""
+
+    def __init__(self, timeout: float = 1.0) -> None:
         self.reader = hiredis.Reader(replyError=redis.exceptions.ResponseError)
-        self.pending: deque[tuple[asyncio.Future[list[Any]], int, list[Any]]] = deque()
+        # (future, replies expected, replies so far, deadline)
+        self.pending: deque[tuple[asyncio.Future[list[Any]], int, list[Any], float]] = deque()
         self.transport: asyncio.Transport | None = None
         self.closed = False
         self.outgoing: list[bytes] = []  # commands of this loop iteration, sent together
+        self.timeout = timeout
+        self.watchdog: asyncio.TimerHandle | None = None
+
+    def wait(self, packed: bytes, n: int) -> asyncio.Future[list[Any]]:
+        """Send ``packed`` (``n`` commands); the future gets their replies."""
+        loop = asyncio.get_running_loop()
+        fut: asyncio.Future[list[Any]] = loop.create_future()
+        self.pending.append((fut, n, [], loop.time() + self.timeout))
+        self.queue(packed)
+        if self.watchdog is None:
+            self.watchdog = loop.call_later(self.timeout / 4, self.watch)
+        return fut
+
+    def watch(self) -> None:
+        self.watchdog = None
+        if self.closed or not self.pending:
+            return
+        loop = asyncio.get_running_loop()
+        if loop.time() > self.pending[0][3]:
+            self.abort(redis.exceptions.TimeoutError("Redis did not answer in time"))
+            return
+        self.watchdog = loop.call_later(self.timeout / 4, self.watch)
 
     def queue(self, packed: bytes) -> None:
         """Send ``packed`` with every other command queued in this loop iteration: under
@@ -75,7 +102,7 @@ class _Protocol(asyncio.Protocol):
             if not pending:  # a reply nobody asked for: the stream is out of step
                 self.abort(redis.exceptions.ConnectionError("unexpected reply from Redis"))
                 return
-            fut, expected, replies = pending[0]
+            fut, expected, replies, _ = pending[0]
             replies.append(reply)
             if len(replies) == expected:
                 pending.popleft()
@@ -83,18 +110,23 @@ class _Protocol(asyncio.Protocol):
                     fut.set_result(replies)
 
     def connection_lost(self, exc: Exception | None) -> None:
-        self.closed = True
-        error = redis.exceptions.ConnectionError(f"Redis connection lost: {exc or 'closed'}")
-        while self.pending:
-            fut, _, _ = self.pending.popleft()
-            if not fut.done():
-                fut.set_exception(error)
+        self._fail(redis.exceptions.ConnectionError(f"Redis connection lost: {exc or 'closed'}"))
 
-    def abort(self, exc: Exception) -> None:
-        self.closed = True
+    def abort(self, error: Exception) -> None:
+        """Drop the connection; every waiting call gets ``error`` (a redis-py exception)."""
         if self.transport is not None:
             self.transport.abort()
-        self.connection_lost(exc)
+        self._fail(error)
+
+    def _fail(self, error: Exception) -> None:
+        self.closed = True
+        if self.watchdog is not None:
+            self.watchdog.cancel()
+            self.watchdog = None
+        while self.pending:
+            fut, _, _, _ = self.pending.popleft()
+            if not fut.done():
+                fut.set_exception(error)
 
 
 class FastRedis:
@@ -137,10 +169,12 @@ class FastRedis:
         p = self.params
         try:
             if "path" in p:
-                _, proto = await loop.create_unix_connection(_Protocol, p["path"])
+                _, proto = await loop.create_unix_connection(
+                    lambda: _Protocol(self.timeout), p["path"]
+                )
             else:
                 _, proto = await loop.create_connection(
-                    _Protocol, p.get("host", "localhost"), p.get("port", 6379)
+                    lambda: _Protocol(self.timeout), p.get("host", "localhost"), p.get("port", 6379)
                 )
         except OSError as exc:
             raise redis.exceptions.ConnectionError(f"cannot connect to Redis: {exc}") from exc
@@ -151,29 +185,11 @@ class FastRedis:
         if p.get("db"):
             setup.append(("SELECT", p["db"]))
         if setup:
-            replies = await self._send(
-                proto, b"".join(map(hiredis.pack_command, setup)), len(setup)
-            )
+            replies = await proto.wait(b"".join(map(hiredis.pack_command, setup)), len(setup))
             for reply in replies:
                 if isinstance(reply, Exception):
                     raise redis.exceptions.ConnectionError(f"Redis refused setup: {reply}")
         return proto
-
-    async def _send(self, proto: _Protocol, packed: bytes, n: int) -> list[Any]:
-        loop = asyncio.get_running_loop()
-        fut: asyncio.Future[list[Any]] = loop.create_future()
-        proto.pending.append((fut, n, []))
-        proto.queue(packed)
-
-        def expire() -> None:
-            if not fut.done():
-                proto.abort(redis.exceptions.TimeoutError("Redis did not answer in time"))
-
-        timer = loop.call_later(self.timeout, expire)
-        try:
-            return await fut
-        finally:
-            timer.cancel()
 
     async def read_raw(self, commands: list[tuple[Any, ...]]) -> list[Any]:
         """Raw replies (hiredis: bytes, flat lists; an error reply is an exception object in
@@ -182,8 +198,7 @@ class FastRedis:
 
     async def execute(self, commands: list[tuple[Any, ...]]) -> list[Any]:
         proto = await self._connection()
-        packed = b"".join(map(hiredis.pack_command, commands))
-        return await self._send(proto, packed, len(commands))
+        return await proto.wait(b"".join(map(hiredis.pack_command, commands)), len(commands))
 
 
 class _Pipeline:

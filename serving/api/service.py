@@ -23,7 +23,7 @@ from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 
 from serving import fallback as local
-from serving import kernels
+from serving import fastpath, kernels
 from serving.api.breaker import CircuitBreaker
 from serving.api.fastredis import FastRedis
 from serving.api.metrics import Metrics
@@ -38,7 +38,7 @@ from serving.rerank import (
     session_seeds,
 )
 from serving.settings import Settings
-from serving.store import AsyncStore
+from serving.store import AsyncStore, RawCustomer
 from serving.types import Candidates, CustomerView, ItemTable, OnlineEvent, OnlineState, RankedItem
 
 log = logging.getLogger("recsys.serving")
@@ -71,6 +71,7 @@ class Answer:
     degraded: bool
     items: list[RankedItem]
     cause: str | None = None  # why degraded: redis_unavailable | no_active_version
+    json: bytes | None = None  # the items as a JSON array, when the compiled path answered
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,8 +87,10 @@ class RecommendationService:
 
     def __init__(self, settings: Settings, store: AsyncStore | None = None) -> None:
         kernels.warm_up()  # compiled (or loaded from the cache) before the first request
+        fastpath.warm_up()
         self.settings = settings
         self.config: RerankConfig = settings.rerank_config()
+        self.compiled_config = fastpath.compile_config(self.config)
         self.metrics = Metrics()
         self.breaker = CircuitBreaker(settings.breaker_failures, settings.breaker_retry_s)
         self.store = store or AsyncStore(_client(settings), prefix=settings.redis_prefix)
@@ -97,6 +100,7 @@ class RecommendationService:
         self._loading: dict[str, asyncio.Lock] = {}
         self._similar: dict[str, dict[str, Candidates]] = {}  # version -> item id -> list
         self._similar_count = 0
+        self._compiled: dict[str, fastpath.CompiledVersion] = {}  # version -> arrays
         self._tasks: set[asyncio.Task[None]] = set()
 
     async def close(self) -> None:
@@ -110,22 +114,51 @@ class RecommendationService:
         if not self.breaker.allow():
             return self.degraded(request, REDIS_UNAVAILABLE)
         try:
+            raw: RawCustomer | None = None
             try:
-                view = await self.store.customer_view_active(customer_id, self._active)
+                if self.store.raw_reads:
+                    raw = await self.store.customer_raw_active(customer_id, self._active)
+                    version = raw.version
+                else:
+                    view = await self.store.customer_view_active(customer_id, self._active)
+                    version = view.version
             except KeyError:
                 self.breaker.success()
                 return self.degraded(request, NO_VERSION)
-            version = view.version
             bundle = self._bundles.get(version) if version == self._active else None
             if bundle is None:
                 bundle = await self._bundle(version)
                 if bundle is None:
                     return self.degraded(request, NO_VERSION)
+            if raw is not None:
+                fast = self._fast_answer(raw, bundle, request)
+                if fast is not None:
+                    self.breaker.success()
+                    return Answer(version, False, [], json=fast)
+                view = raw.view()
             items = await self._rank(view, bundle, request)
         except REDIS_DOWN as exc:
             return self._failed(exc, request)
         self.breaker.success()
         return Answer(version, False, items)
+
+    def _fast_answer(
+        self, raw: RawCustomer, bundle: _Bundle, request: RerankRequest
+    ) -> bytes | None:
+        """The compiled path's JSON items (``serving.fastpath``), None: the general path."""
+        compiled = self._compiled.get(raw.version)
+        if compiled is None or not fastpath.eligible(request, self.compiled_config):
+            return None
+        return fastpath.answer(
+            compiled,
+            self.compiled_config,
+            request,
+            raw.candidates,
+            raw.recent,
+            raw.cart,
+            raw.bought,
+            bundle.table.index,
+        )
 
     async def similar_items(
         self, item_id: str, request: RerankRequest, customer_id: str | None = None
@@ -347,6 +380,7 @@ class RecommendationService:
                 del self._bundles[old]
                 self._loading.pop(old, None)
         self._similar = {v: lists for v, lists in self._similar.items() if v in self._bundles}
+        self._compiled = {v: c for v, c in self._compiled.items() if v in self._bundles}
         self._similar_count = sum(len(lists) for lists in self._similar.values())
 
     def _save_local_copy(self, table: ItemTable, fb: Fallback) -> None:
@@ -371,6 +405,11 @@ class RecommendationService:
                 await asyncio.sleep(0)  # let requests run between chunks
         except REDIS_DOWN:
             return
+        # every similar list is in memory: compile the version for the storefront's path
+        cached = self._similar.get(version, {})
+        compiled = await asyncio.to_thread(fastpath.compile_version, table, cached, self.config)
+        if compiled is not None and version in self._bundles:
+            self._compiled[version] = compiled
         _freeze_heap()
 
     def _cache_similar(self, version: str, item_ids: list[str], lists: list[Candidates]) -> None:

@@ -50,6 +50,6 @@ async def similar(request: Request) -> Response:
             "customer_id": customer_id,
             "version": answer.version,
             "degraded": answer.degraded,
-            "items": deps.items_json(answer.items),
+            "items": deps.answer_items(answer),
         }
     )

@@ -60,6 +60,6 @@ async def recommendations(request: Request) -> Response:
             "context": req.context,
             "version": answer.version,
             "degraded": answer.degraded,
-            "items": deps.items_json(answer.items),
+            "items": deps.answer_items(answer),
         }
     )

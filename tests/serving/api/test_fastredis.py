@@ -75,3 +75,32 @@ def test_unreachable_server_is_a_connection_error(tmp_path: object) -> None:
             await _get(fast, "k")
 
     asyncio.run(main())
+
+
+def test_a_server_that_stops_answering_times_out_and_the_next_call_reconnects() -> None:
+    """A server that reads commands and never answers: the waiting call gets TimeoutError
+    within about the timeout (the connection's watchdog), the connection is dropped, and a
+    later call connects afresh."""
+    connections: list[asyncio.StreamWriter] = []
+
+    async def silent(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        connections.append(writer)
+        while await reader.read(1024):
+            pass
+
+    async def main() -> None:
+        server = await asyncio.start_server(silent, "127.0.0.1", 0)
+        port = server.sockets[0].getsockname()[1]
+        url = f"redis://127.0.0.1:{port}/0"
+        fast = FastRedis(url, redis.asyncio.Redis.from_url(url), timeout=0.2)
+        loop = asyncio.get_running_loop()
+        start = loop.time()
+        with pytest.raises(redis.exceptions.TimeoutError):
+            await _get(fast, "k")
+        assert 0.2 <= loop.time() - start < 1.0
+        with pytest.raises(redis.exceptions.TimeoutError):
+            await _get(fast, "k")
+        assert len(connections) == 2  # the stuck connection was dropped, not reused
+        server.close()
+
+    asyncio.run(main())

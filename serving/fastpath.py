@@ -1,0 +1,735 @@
+"""The storefront's usual request in one compiled call: raw Redis replies in, JSON out.
+
+A recommendation request spends most of its CPU between the Redis read and the response
+in many small Python steps (decode the online state into objects, derive session seeds,
+gather similar lists, ban, pool, pick, explain, build dicts, serialise), each cheap alone
+but together more than the web framework itself. For the common case this module does
+all of it in one numba call over the raw replies and per-version arrays:
+
+* the customer's candidates (decoded by ``serving.store``), the recent-activity, cart and
+  purchase replies as they come from Redis, joined with newlines (the entries use the
+  store's encoding, ``serving.store.SEP``; ids never contain whitespace);
+* a :class:`CompiledVersion`: the version's item ids in a hash table, their JSON-escaped
+  bytes, its similar lists as a dense matrix and the item columns the rules read.
+
+It answers exactly what :func:`serving.rerank.rerank` answers (the tests hold the two to
+each other on random and edge-case requests) or returns ``None`` and the caller takes the
+general path: email context, request filters (category, price), MMR diversity, an item in
+the state that the version does not know, or a personal pool the rules leave short of
+``n`` (the cold-start chain). Scores are written as ``round(score, 6)`` like the general
+path's JSON (computed as round(score * 1e6) / 1e6, which can differ from Python's
+correctly rounded ``round`` in the last digit on an exact tie).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import NamedTuple
+
+import numpy as np
+import orjson
+from numba import njit
+
+from serving import kernels, rules
+from serving.rerank import CONTEXTS, RerankConfig, RerankRequest
+from serving.store import SEP
+from serving.types import Candidates, ItemTable
+
+_jit = njit(cache=True, nogil=True, boundscheck=False)
+
+_SEP = ord(SEP)
+_NL = ord("\n")
+# reason codes inside the kernel (also the seed codes)
+_FOR_YOU, _VIEWED, _CART, _ITEM = 0, 1, 2, 3
+_CONTEXT_CODE = {"home": 0, "product": 1, "cart": 2}
+
+_JSON_PARTS = [
+    b'{"item_id":"',  # 0
+    b'","score":',  # 1
+    b',"reason":"',  # 2
+    b'","reason_code":"',  # 3
+    b'"}',  # 4
+    b"for you",  # 5
+    b"because you viewed ",  # 6
+    b"goes with ",  # 7
+    b" in your cart",  # 8
+    b"similar to ",  # 9
+    b"for_you",  # 10
+    b"similar_to_viewed",  # 11
+    b"similar_to_cart",  # 12
+    b"similar_to_item",  # 13
+]
+_PARTS = np.frombuffer(b"".join(_JSON_PARTS), np.uint8).copy()
+_PART_START = np.array([0, *np.cumsum([len(p) for p in _JSON_PARTS]).tolist()], dtype=np.int64)
+
+
+class CompiledVersion(NamedTuple):
+    """One version's arrays for :func:`answer` (built once per version by the API)."""
+
+    version: str
+    ids: np.ndarray  # uint8: the raw (UTF-8) item ids, concatenated
+    id_start: np.ndarray  # int64 (n_items + 1,)
+    slots: np.ndarray  # int64 open-addressing table: hash -> item index (-1: empty)
+    esc: np.ndarray  # uint8: the JSON-escaped ids, concatenated
+    esc_start: np.ndarray  # int64 (n_items + 1,)
+    sim_items: np.ndarray  # int32 (n_items, k): each item's similar items, best first
+    sim_scores: np.ndarray  # float32 (n_items, k)
+    sim_len: np.ndarray  # int32 (n_items,): entries used in each row
+    created_at: np.ndarray  # float64
+    in_stock: np.ndarray  # bool
+    category: np.ndarray  # int32
+    n_codes: int
+    repeatable: np.ndarray  # bool
+    repeatable_codes: np.ndarray  # int32 sorted: the config's repeatable categories
+    promoted: np.ndarray  # int64 sorted: the config's promoted items
+
+
+class CompiledConfig(NamedTuple):
+    """The re-ranking config as the kernel reads it."""
+
+    params: np.ndarray  # float64, see :func:`compile_config`
+    event_names: np.ndarray  # uint8 concatenated event types
+    event_start: np.ndarray  # int64
+    event_weight: np.ndarray  # float64
+    max_seeds: int
+    cart_banned: int  # bit per context code: the cart is banned there
+    cap: int  # per-category cap (0: none)
+    usable: bool  # False: the config needs the general path (MMR)
+
+
+def compile_config(config: RerankConfig) -> CompiledConfig:
+    names = [t.encode() for t in config.event_weights]
+    return CompiledConfig(
+        params=np.array(
+            [
+                config.model_weight,
+                config.session_weight,
+                max(config.session_half_life_s, 1e-9),
+                config.cart_seed_weight,
+                config.cart_context_seed_weight,
+                config.product_seed_weight,
+                config.new_arrival_days * rules.DAY,
+                config.new_arrival_boost,
+                config.promoted_boost,
+            ],
+            dtype=np.float64,
+        ),
+        event_names=np.frombuffer(b"".join(names) or b"\0", np.uint8).copy(),
+        event_start=np.array([0, *np.cumsum([len(x) for x in names]).tolist()], np.int64),
+        event_weight=np.array([config.event_weights[t] for t in config.event_weights], float),
+        max_seeds=int(config.max_seeds),
+        cart_banned=sum(
+            1 << code for ctx, code in _CONTEXT_CODE.items() if ctx in config.cart_excluded_contexts
+        ),
+        cap=config.max_per_category if config.diversity == "cap" else 0,
+        usable=config.diversity != "mmr",
+    )
+
+
+def compile_version(
+    table: ItemTable, similar: Mapping[str, Candidates], config: RerankConfig
+) -> CompiledVersion | None:
+    """The arrays of ``table``'s version; None unless every item's similar list is in
+    ``similar`` (the API compiles a version once its similar lists are all loaded)."""
+    n = table.n_items
+    ids = table.item_ids.tolist()
+    lists = [similar.get(i) for i in ids]
+    if any(c is None for c in lists):
+        return None
+    raw = [str(i).encode() for i in ids]
+    esc = [orjson.dumps(str(i))[1:-1] for i in ids]
+    k = max((len(c) for c in lists if c is not None), default=0)
+    sim_items = np.zeros((n, max(k, 1)), np.int32)
+    sim_scores = np.zeros((n, max(k, 1)), np.float32)
+    sim_len = np.zeros(n, np.int32)
+    for row, c in enumerate(lists):
+        assert c is not None
+        m = len(c)
+        sim_items[row, :m] = c.items
+        sim_scores[row, :m] = c.scores
+        sim_len[row] = m
+    ids_arr = np.frombuffer(b"".join(raw) or b"\0", np.uint8).copy()
+    id_start = np.array([0, *np.cumsum([len(x) for x in raw]).tolist()], np.int64)
+    esc_arr = ids_arr if esc == raw else np.frombuffer(b"".join(esc) or b"\0", np.uint8).copy()
+    esc_start = (
+        id_start if esc == raw else np.array([0, *np.cumsum([len(x) for x in esc])], np.int64)
+    )
+    return CompiledVersion(
+        version=table.version,
+        ids=ids_arr,
+        id_start=id_start,
+        slots=_build_slots(ids_arr, id_start),
+        esc=esc_arr,
+        esc_start=esc_start,
+        sim_items=sim_items,
+        sim_scores=sim_scores,
+        sim_len=sim_len,
+        created_at=table.created_at.astype(np.float64, copy=False),
+        in_stock=table.in_stock,
+        category=table.category,
+        n_codes=len(table.categories),
+        repeatable=table.repeatable,
+        repeatable_codes=np.sort(rules.category_codes(table, config.repeatable_categories)),
+        promoted=(
+            np.sort(rules.indices_of(table, config.promoted))
+            if config.promoted and config.promoted_boost
+            else np.empty(0, np.int64)
+        ),
+    )
+
+
+def eligible(request: RerankRequest, config: CompiledConfig) -> bool:
+    """Whether :func:`answer` may take ``request`` (else the general path does)."""
+    return (
+        config.usable
+        and request.context in _CONTEXT_CODE
+        and not request.category
+        and not request.exclude_categories
+        and request.price_min is None
+        and request.price_max is None
+        and request.n > 0
+    )
+
+
+def answer(
+    compiled: CompiledVersion,
+    config: CompiledConfig,
+    request: RerankRequest,
+    candidates: bytes | None,
+    recent: Sequence[bytes],
+    cart: Sequence[bytes],
+    bought: Sequence[bytes],
+    index: Mapping[str, int],
+) -> bytes | None:
+    """The JSON array of the answer's items, or None: take the general path.
+
+    ``candidates`` is the raw candidates payload, ``recent``/``cart``/``bought`` the raw
+    replies of the customer's recent activity, cart and purchases (flat item, ts pairs);
+    ``index`` the version's item index (for the request's own ids)."""
+    from serving.store import decode_ranked
+
+    product = -1
+    drop: list[int] = []
+    if request.item_id:
+        found = index.get(request.item_id)
+        if found is None:
+            return None
+        product = found
+        drop.append(found)
+    for item in request.exclude:
+        found = index.get(item)
+        if found is not None:
+            drop.append(found)
+    cands = decode_ranked(candidates)
+    out = _answer(
+        cands.items.astype(np.int64),
+        cands.scores.astype(np.float64),
+        b"\n".join(recent),
+        b"\n".join(cart),
+        b"\n".join(bought),
+        np.array(sorted(drop), np.int64) if drop else _NONE,
+        product if request.context == "product" else -1,
+        _CONTEXT_CODE[request.context],
+        float(request.now),
+        int(request.n),
+        compiled.ids,
+        compiled.id_start,
+        compiled.slots,
+        compiled.esc,
+        compiled.esc_start,
+        compiled.created_at,
+        compiled.in_stock,
+        compiled.category,
+        compiled.n_codes,
+        compiled.repeatable,
+        compiled.repeatable_codes,
+        compiled.promoted,
+        compiled.sim_items,
+        compiled.sim_scores,
+        compiled.sim_len,
+        config.params,
+        config.event_names,
+        config.event_start,
+        config.event_weight,
+        config.max_seeds,
+        config.cart_banned,
+        config.cap,
+        _PARTS,
+        _PART_START,
+    )
+    return out.tobytes() if out.size else None
+
+
+_NONE = np.empty(0, np.int64)
+
+
+# ---- compiled parts ----------------------------------------------------------------------
+
+
+@_jit
+def _hash(buf: np.ndarray, a: int, b: int) -> int:
+    """FNV-1a of ``buf[a:b]``."""
+    h = np.uint64(14695981039346656037)
+    for i in range(a, b):
+        h = (h ^ np.uint64(buf[i])) * np.uint64(1099511628211)
+    return int(h >> np.uint64(1))
+
+
+@_jit
+def _build_slots(ids: np.ndarray, start: np.ndarray) -> np.ndarray:
+    n = start.shape[0] - 1
+    size = 16
+    while size < 2 * n:
+        size <<= 1
+    slots = np.full(size, -1, np.int64)
+    for i in range(n):
+        h = _hash(ids, start[i], start[i + 1]) & (size - 1)
+        while slots[h] >= 0:
+            h = (h + 1) & (size - 1)
+        slots[h] = i
+    return slots
+
+
+@_jit
+def _lookup(
+    buf: np.ndarray, a: int, b: int, ids: np.ndarray, start: np.ndarray, slots: np.ndarray
+) -> int:
+    """Index of the item whose id is ``buf[a:b]``; -1 when unknown."""
+    size = slots.shape[0]
+    h = _hash(buf, a, b) & (size - 1)
+    length = b - a
+    while True:
+        i = slots[h]
+        if i < 0:
+            return -1
+        s = start[i]
+        if start[i + 1] - s == length:
+            same = True
+            for j in range(length):
+                if ids[s + j] != buf[a + j]:
+                    same = False
+                    break
+            if same:
+                return i
+        h = (h + 1) & (size - 1)
+
+
+@_jit
+def _parse_float(buf: np.ndarray, a: int, b: int) -> float:
+    """A decimal number written by Python's repr (sign, digits, point, exponent); NaN when
+    it is not one."""
+    i = a
+    sign = 1.0
+    if i < b and (buf[i] == 45 or buf[i] == 43):  # - +
+        sign = -1.0 if buf[i] == 45 else 1.0
+        i += 1
+    mant = 0.0
+    digits = 0
+    scale = 0
+    while i < b and 48 <= buf[i] <= 57:
+        mant = mant * 10.0 + (buf[i] - 48)
+        digits += 1
+        i += 1
+    if i < b and buf[i] == 46:  # .
+        i += 1
+        while i < b and 48 <= buf[i] <= 57:
+            mant = mant * 10.0 + (buf[i] - 48)
+            digits += 1
+            scale -= 1
+            i += 1
+    if digits == 0:
+        return np.nan
+    if i < b and (buf[i] == 101 or buf[i] == 69):  # e E
+        i += 1
+        esign = 1
+        if i < b and (buf[i] == 45 or buf[i] == 43):
+            esign = -1 if buf[i] == 45 else 1
+            i += 1
+        e = 0
+        ed = 0
+        while i < b and 48 <= buf[i] <= 57:
+            e = e * 10 + (buf[i] - 48)
+            ed += 1
+            i += 1
+        if ed == 0:
+            return np.nan
+        scale += esign * e
+    if i != b or digits > 17:
+        return np.nan  # more digits than a double holds exactly: let Python parse it
+    if scale >= 0:
+        return sign * mant * 10.0**scale
+    return sign * mant / 10.0 ** (-scale)
+
+
+@_jit
+def _id_less(ids: np.ndarray, start: np.ndarray, x: int, y: int) -> bool:
+    """Item ``x``'s id sorts before item ``y``'s (bytewise: code-point order)."""
+    a, b = start[x], start[y]
+    la, lb = start[x + 1] - a, start[y + 1] - b
+    for j in range(min(la, lb)):
+        if ids[a + j] != ids[b + j]:
+            return ids[a + j] < ids[b + j]
+    return la < lb
+
+
+@_jit
+def _put(out: np.ndarray, at: int, src: np.ndarray, a: int, b: int) -> int:
+    for j in range(a, b):
+        out[at] = src[j]
+        at += 1
+    return at
+
+
+@_jit
+def _put_score(out: np.ndarray, at: int, value: float) -> int:
+    """``value`` rounded to 6 decimals as Python's repr writes it ("2.0", "3.1988")."""
+    scaled = np.int64(np.round(value * 1e6))
+    whole = scaled // 1000000
+    frac = scaled % 1000000
+    digits = np.empty(20, np.uint8)
+    k = 0
+    if whole == 0:
+        digits[0] = 48
+        k = 1
+    while whole > 0:
+        digits[k] = 48 + whole % 10
+        whole //= 10
+        k += 1
+    for j in range(k - 1, -1, -1):
+        out[at] = digits[j]
+        at += 1
+    out[at] = 46
+    at += 1
+    width = 6
+    while width > 1 and frac % 10 == 0:
+        frac //= 10
+        width -= 1
+    for j in range(width - 1, -1, -1):
+        out[at + j] = 48 + frac % 10
+        frac //= 10
+    return at + width
+
+
+@_jit
+def _answer(
+    c_items: np.ndarray,
+    c_scores: np.ndarray,
+    recent: bytes,
+    cart: bytes,
+    bought: bytes,
+    drop: np.ndarray,  # int64 sorted: the request's exclude list and the product on screen
+    product: int,  # the product on screen (context=product), else -1
+    context: int,  # 0 home, 1 product, 2 cart
+    now: float,
+    n: int,
+    ids: np.ndarray,
+    id_start: np.ndarray,
+    slots: np.ndarray,
+    esc: np.ndarray,
+    esc_start: np.ndarray,
+    created_at: np.ndarray,
+    in_stock: np.ndarray,
+    category: np.ndarray,
+    n_codes: int,
+    repeatable: np.ndarray,
+    repeatable_codes: np.ndarray,
+    promoted: np.ndarray,
+    sim_items: np.ndarray,
+    sim_scores: np.ndarray,
+    sim_len: np.ndarray,
+    params: np.ndarray,
+    event_names: np.ndarray,
+    event_start: np.ndarray,
+    event_weight: np.ndarray,
+    max_seeds: int,
+    cart_banned: int,
+    cap: int,
+    parts: np.ndarray,
+    part_start: np.ndarray,
+) -> np.ndarray:
+    """:func:`answer`'s work; an empty array means "take the general path"."""
+    fail = np.empty(0, np.uint8)
+    rec = np.frombuffer(recent, np.uint8)
+    crt = np.frombuffer(cart, np.uint8)
+    buy = np.frombuffer(bought, np.uint8)
+
+    # -- session seeds: the product on screen, the cart, recent activity -------------------
+    cap_offers = 1 + crt.shape[0] // 2 + 1 + rec.shape[0] // 4 + 1
+    o_item = np.empty(cap_offers, np.int64)
+    o_weight = np.empty(cap_offers)
+    o_code = np.empty(cap_offers, np.int64)
+    m = 0
+    if product >= 0:
+        o_item[m], o_weight[m], o_code[m] = product, params[5], _ITEM
+        m += 1
+    cart_idx = np.empty(crt.shape[0] // 2 + 1, np.int64)
+    n_cart = 0
+    a = 0
+    while a < crt.shape[0]:
+        b = a
+        while b < crt.shape[0] and crt[b] != _NL:
+            b += 1
+        idx = _lookup(crt, a, b, ids, id_start, slots)
+        if idx < 0:
+            return fail
+        # insertion into id order (the general path sorts the cart by id)
+        j = n_cart
+        while j > 0 and _id_less(ids, id_start, idx, cart_idx[j - 1]):
+            cart_idx[j] = cart_idx[j - 1]
+            j -= 1
+        cart_idx[j] = idx
+        n_cart += 1
+        a = b + 1
+    cart_weight = params[4] if context == 2 else params[3]
+    for j in range(n_cart):
+        o_item[m], o_weight[m], o_code[m] = cart_idx[j], cart_weight, _CART
+        m += 1
+    half_life = params[2]
+    a = 0
+    while a < rec.shape[0]:
+        b = a
+        while b < rec.shape[0] and rec[b] != _NL:
+            b += 1
+        s1 = a
+        while s1 < b and rec[s1] != _SEP:
+            s1 += 1
+        s2 = s1 + 1
+        while s2 < b and rec[s2] != _SEP:
+            s2 += 1
+        if s2 >= b:
+            return fail  # not an entry of the store's format
+        ts = _parse_float(rec, a, s1)
+        if np.isnan(ts):
+            return fail
+        idx = _lookup(rec, s2 + 1, b, ids, id_start, slots)
+        if idx < 0:
+            return fail
+        weight = 0.0
+        for t in range(event_weight.shape[0]):
+            ea, eb = event_start[t], event_start[t + 1]
+            if eb - ea == s2 - s1 - 1:
+                same = True
+                for j in range(eb - ea):
+                    if event_names[ea + j] != rec[s1 + 1 + j]:
+                        same = False
+                        break
+                if same:
+                    weight = event_weight[t]
+                    break
+        age = max(now - ts, 0.0)
+        o_item[m], o_weight[m], o_code[m] = idx, weight * 0.5 ** (age / half_life), _VIEWED
+        m += 1
+        a = b + 1
+    # one offer per item (its strongest; the first on a tie), in order of first offer
+    u_item = np.empty(m, np.int64)
+    u_weight = np.empty(m)
+    u_code = np.empty(m, np.int64)
+    k = 0
+    for i in range(m):
+        if not o_weight[i] > 0:
+            continue
+        found = -1
+        for j in range(k):
+            if u_item[j] == o_item[i]:
+                found = j
+                break
+        if found < 0:
+            u_item[k], u_weight[k], u_code[k] = o_item[i], o_weight[i], o_code[i]
+            k += 1
+        elif u_weight[found] < o_weight[i]:
+            u_weight[found], u_code[found] = o_weight[i], o_code[i]
+    order = np.argsort(-u_weight[:k], kind="mergesort")[:max_seeds]
+
+    # -- the seeds' similar lists (those that have one) ------------------------------------
+    n_used = 0
+    total = 0
+    for j in order:
+        length = sim_len[u_item[j]]
+        if length > 0:
+            n_used += 1
+            total += length
+    s_items = np.empty(total, np.int64)
+    s_scores = np.empty(total)
+    s_starts = np.zeros(n_used + 1, np.int64)
+    s_weights = np.empty(n_used)
+    seed_item = np.empty(n_used, np.int64)
+    seed_code = np.empty(n_used, np.int64)
+    u = 0
+    at = 0
+    for j in order:
+        row = u_item[j]
+        length = sim_len[row]
+        if length <= 0:
+            continue
+        for e in range(length):
+            s_items[at + e] = sim_items[row, e]
+            s_scores[at + e] = sim_scores[row, e]
+        at += length
+        s_starts[u + 1] = at
+        s_weights[u] = u_weight[j]
+        seed_item[u] = row
+        seed_code[u] = u_code[j]
+        u += 1
+    if c_items.shape[0] == 0 and n_used == 0:
+        return fail
+
+    # -- banned: bought (unless repeatable), the cart (by context), the request's drops --
+    n_buy = 0
+    for i in range(buy.shape[0]):
+        if buy[i] == _NL:
+            n_buy += 1
+    ban = np.empty(drop.shape[0] + n_cart + n_buy // 2 + 1, np.int64)
+    nb = 0
+    for i in range(drop.shape[0]):
+        ban[nb] = drop[i]
+        nb += 1
+    if (cart_banned >> context) & 1:
+        for j in range(n_cart):
+            ban[nb] = cart_idx[j]
+            nb += 1
+    a = 0
+    field = 0
+    while a < buy.shape[0]:
+        b = a
+        while b < buy.shape[0] and buy[b] != _NL:
+            b += 1
+        if field == 0:
+            idx = _lookup(buy, a, b, ids, id_start, slots)
+            if idx >= 0 and not repeatable[idx]:
+                again = False
+                code = category[idx]
+                for r in range(repeatable_codes.shape[0]):
+                    if repeatable_codes[r] == code:
+                        again = True
+                        break
+                if not again:
+                    ban[nb] = idx
+                    nb += 1
+        field ^= 1
+        a = b + 1
+    banned = np.sort(ban[:nb])
+
+    # -- pool and pick (serving.kernels), then the JSON ------------------------------------
+    p_items, p_score, p_seed, chosen = kernels.personal_top(
+        c_items,
+        c_scores,
+        s_items,
+        s_scores,
+        s_starts,
+        s_weights,
+        params[0],
+        params[1],
+        created_at,
+        now - params[6],
+        params[7],
+        promoted,
+        params[8],
+        in_stock,
+        banned,
+        category,
+        n_codes,
+        n,
+        cap,
+    )
+    if chosen.shape[0] < n:
+        return fail  # the cold-start chain tops it up: the general path
+    size = 2
+    for i in range(chosen.shape[0]):
+        item = p_items[chosen[i]]
+        size += 160 + 2 * (esc_start[item + 1] - esc_start[item])
+        k = p_seed[chosen[i]]
+        if k >= 0:
+            size += esc_start[seed_item[k] + 1] - esc_start[seed_item[k]]
+    out = np.empty(size, np.uint8)
+    w = 0
+    out[w] = 91  # [
+    w += 1
+    for i in range(chosen.shape[0]):
+        pos = chosen[i]
+        if i:
+            out[w] = 44  # ,
+            w += 1
+        item = p_items[pos]
+        score = 1.0 + max(p_score[pos], 0.0)
+        if not score < 1e12:
+            return fail
+        w = _put(out, w, parts, part_start[0], part_start[1])
+        w = _put(out, w, esc, esc_start[item], esc_start[item + 1])
+        w = _put(out, w, parts, part_start[1], part_start[2])
+        w = _put_score(out, w, score)
+        w = _put(out, w, parts, part_start[2], part_start[3])
+        k = p_seed[pos]
+        code = _FOR_YOU if k < 0 else seed_code[k]
+        if code == _FOR_YOU:
+            w = _put(out, w, parts, part_start[5], part_start[6])
+        else:
+            s = seed_item[k]
+            lead = 6 if code == _VIEWED else (7 if code == _CART else 9)
+            w = _put(out, w, parts, part_start[lead], part_start[lead + 1])
+            w = _put(out, w, esc, esc_start[s], esc_start[s + 1])
+            if code == _CART:
+                w = _put(out, w, parts, part_start[8], part_start[9])
+        w = _put(out, w, parts, part_start[3], part_start[4])
+        w = _put(out, w, parts, part_start[10 + code], part_start[11 + code])
+        w = _put(out, w, parts, part_start[4], part_start[5])
+    out[w] = 93  # ]
+    w += 1
+    return out[:w]
+
+
+def warm_up() -> None:
+    """Compile (or load from the cache) the kernel before the first request."""
+    from serving.rerank import RerankConfig as _Config
+
+    config = compile_config(_Config())
+    ids = np.frombuffer(b"ab", np.uint8).copy()
+    start = np.array([0, 1, 2], np.int64)
+    table_slots = _build_slots(ids, start)
+    _answer(
+        np.zeros(1, np.int64),
+        np.ones(1),
+        b"1.5\x1fview\x1fa",
+        b"b",
+        b"a\n1.0",
+        _NONE,
+        -1,
+        0,
+        2.0,
+        1,
+        ids,
+        start,
+        table_slots,
+        ids,
+        start,
+        np.zeros(2),
+        np.ones(2, np.bool_),
+        np.zeros(2, np.int32),
+        1,
+        np.zeros(2, np.bool_),
+        np.empty(0, np.int32),
+        _NONE,
+        np.zeros((2, 1), np.int32),
+        np.ones((2, 1), np.float32),
+        np.ones(2, np.int32),
+        config.params,
+        config.event_names,
+        config.event_start,
+        config.event_weight,
+        config.max_seeds,
+        config.cart_banned,
+        config.cap,
+        _PARTS,
+        _PART_START,
+    )
+
+
+__all__ = [
+    "CONTEXTS",
+    "CompiledConfig",
+    "CompiledVersion",
+    "answer",
+    "compile_config",
+    "compile_version",
+    "eligible",
+    "warm_up",
+]
