@@ -23,6 +23,7 @@ correctly rounded ``round`` in the last digit on an exact tie).
 
 from __future__ import annotations
 
+import time
 from collections.abc import Mapping, Sequence
 from typing import NamedTuple
 
@@ -32,7 +33,7 @@ from numba import njit
 
 from serving import kernels, rules
 from serving.rerank import CONTEXTS, RerankConfig, RerankRequest
-from serving.store import SEP
+from serving.store import SEP, decode_ranked_wide
 from serving.types import Candidates, ItemTable
 
 _jit = njit(cache=True, nogil=True, boundscheck=False)
@@ -76,6 +77,8 @@ class CompiledVersion(NamedTuple):
     sim_scores: np.ndarray  # float32 (n_items, k)
     sim_len: np.ndarray  # int32 (n_items,): entries used in each row
     created_at: np.ndarray  # float64
+    maybe_new: np.ndarray  # uint8 bitmap (little bit order): items new at ``built_at``
+    built_at: float  # epoch seconds: later requests' new arrivals all have their bit set
     in_stock: np.ndarray  # bool
     category: np.ndarray  # int32
     n_codes: int
@@ -127,16 +130,23 @@ def compile_config(config: RerankConfig) -> CompiledConfig:
 
 
 def compile_version(
-    table: ItemTable, similar: Mapping[str, Candidates], config: RerankConfig
+    table: ItemTable,
+    similar: Mapping[str, Candidates],
+    config: RerankConfig,
+    built_at: float | None = None,
 ) -> CompiledVersion | None:
     """The arrays of ``table``'s version; None unless every item's similar list is in
-    ``similar`` (the API compiles a version once its similar lists are all loaded)."""
+    ``similar`` (the API compiles a version once its similar lists are all loaded).
+    ``built_at`` (default: now) dates the "may be new" bitmap: requests from then on
+    look up ``created_at`` only for the items it marks (few, and all the new arrivals)."""
     n = table.n_items
     ids = table.item_ids.tolist()
     lists = [similar.get(i) for i in ids]
     if any(c is None for c in lists):
         return None
     raw = [str(i).encode() for i in ids]
+    built_at = time.time() if built_at is None else built_at
+    created_at = table.created_at.astype(np.float64, copy=False)
     esc = [orjson.dumps(str(i))[1:-1] for i in ids]
     k = max((len(c) for c in lists if c is not None), default=0)
     sim_items = np.zeros((n, max(k, 1)), np.int32)
@@ -164,7 +174,11 @@ def compile_version(
         sim_items=sim_items,
         sim_scores=sim_scores,
         sim_len=sim_len,
-        created_at=table.created_at.astype(np.float64, copy=False),
+        created_at=created_at,
+        maybe_new=np.packbits(
+            created_at >= built_at - config.new_arrival_days * rules.DAY, bitorder="little"
+        ),
+        built_at=built_at,
         in_stock=table.in_stock,
         category=table.category,
         n_codes=len(table.categories),
@@ -206,8 +220,6 @@ def answer(
     ``candidates`` is the raw candidates payload, ``recent``/``cart``/``bought`` the raw
     replies of the customer's recent activity, cart and purchases (flat item, ts pairs);
     ``index`` the version's item index (for the request's own ids)."""
-    from serving.store import decode_ranked
-
     product = -1
     drop: list[int] = []
     if request.item_id:
@@ -220,10 +232,10 @@ def answer(
         found = index.get(item)
         if found is not None:
             drop.append(found)
-    cands = decode_ranked(candidates)
+    c_items, c_scores = decode_ranked_wide(candidates)
     out = _answer(
-        cands.items.astype(np.int64),
-        cands.scores.astype(np.float64),
+        c_items,
+        c_scores,
         b"\n".join(recent),
         b"\n".join(cart),
         b"\n".join(bought),
@@ -238,6 +250,7 @@ def answer(
         compiled.esc,
         compiled.esc_start,
         compiled.created_at,
+        compiled.maybe_new if request.now >= compiled.built_at else _NO_BITS,
         compiled.in_stock,
         compiled.category,
         compiled.n_codes,
@@ -261,6 +274,7 @@ def answer(
 
 
 _NONE = np.empty(0, np.int64)
+_NO_BITS = np.empty(0, np.uint8)
 
 
 # ---- compiled parts ----------------------------------------------------------------------
@@ -428,6 +442,7 @@ def _answer(
     esc: np.ndarray,
     esc_start: np.ndarray,
     created_at: np.ndarray,
+    maybe_new: np.ndarray,
     in_stock: np.ndarray,
     category: np.ndarray,
     n_codes: int,
@@ -620,6 +635,7 @@ def _answer(
         params[0],
         params[1],
         created_at,
+        maybe_new,
         now - params[6],
         params[7],
         promoted,
@@ -702,6 +718,7 @@ def warm_up() -> None:
         ids,
         start,
         np.zeros(2),
+        _NO_BITS,
         np.ones(2, np.bool_),
         np.zeros(2, np.int32),
         1,

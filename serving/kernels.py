@@ -29,6 +29,7 @@ def _pooled(
     model_weight: float,
     session_weight: float,
     created_at: np.ndarray,  # float64 (n_items,) epoch seconds, NaN when unknown
+    maybe_new: np.ndarray,  # uint8 bitmap: bit i set when item i may be new; empty: any may
     new_after: float,  # created at or after this -> a new arrival
     new_boost: float,  # added to new arrivals' scores (0: none)
     promoted: np.ndarray,  # int64 sorted item indices that get promoted_boost
@@ -105,11 +106,16 @@ def _pooled(
     score = np.empty(n_uniq)
     seed = np.empty(n_uniq, np.int64)
     n_promoted = promoted.shape[0]
+    n_bits = maybe_new.shape[0]
     for g in range(n_uniq):
         s = sum_session[g] * session_weight
         total = best_model[g] + s
         item = uniq[g]
-        if new_boost != 0.0 and created_at[item] >= new_after:
+        if (
+            new_boost != 0.0
+            and (n_bits == 0 or (maybe_new[item >> 3] >> (item & 7)) & 1)
+            and created_at[item] >= new_after
+        ):
             total += new_boost
         if n_promoted and promoted_boost != 0.0:
             at = np.searchsorted(promoted, item)
@@ -131,6 +137,7 @@ def personal_pool(
     model_weight: float,
     session_weight: float,
     created_at: np.ndarray,  # float64 (n_items,) epoch seconds, NaN when unknown
+    maybe_new: np.ndarray,  # uint8 bitmap: bit i set when item i may be new; empty: any may
     new_after: float,  # created at or after this -> a new arrival
     new_boost: float,  # added to new arrivals' scores (0: none)
     promoted: np.ndarray,  # int64 sorted item indices that get promoted_boost
@@ -155,6 +162,7 @@ def personal_pool(
         model_weight,
         session_weight,
         created_at,
+        maybe_new,
         new_after,
         new_boost,
         promoted,
@@ -258,6 +266,7 @@ def personal_top(
     model_weight: float,
     session_weight: float,
     created_at: np.ndarray,
+    maybe_new: np.ndarray,
     new_after: float,
     new_boost: float,
     promoted: np.ndarray,
@@ -285,6 +294,7 @@ def personal_top(
         model_weight,
         session_weight,
         created_at,
+        maybe_new,
         new_after,
         new_boost,
         promoted,
@@ -326,6 +336,7 @@ def warm_up() -> None:
         1.0,
         1.0,
         np.zeros(1),
+        np.zeros(0, np.uint8),
         0.0,
         0.0,
         np.zeros(0, np.int64),
@@ -343,6 +354,7 @@ def warm_up() -> None:
         1.0,
         1.0,
         np.zeros(1),
+        np.zeros(0, np.uint8),
         0.0,
         0.0,
         np.zeros(0, np.int64),

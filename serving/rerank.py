@@ -24,6 +24,7 @@ from bisect import bisect_right
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from itertools import accumulate
+from typing import NamedTuple
 
 import numpy as np
 
@@ -73,9 +74,8 @@ class RerankConfig:
     mmr_lambda: float = 0.7
 
 
-@dataclass(frozen=True, slots=True)
-class RerankRequest:
-    """What the caller asked for."""
+class RerankRequest(NamedTuple):
+    """What the caller asked for (a named tuple: one is built on every request)."""
 
     now: float  # epoch seconds
     n: int = 10
@@ -293,6 +293,7 @@ class _Pool:
 
 _NO_ITEMS = np.empty(0, np.int64)
 _NO_FLAGS = np.empty(0, bool)
+_NO_BITS = np.empty(0, np.uint8)
 
 
 def _personal(
@@ -340,6 +341,7 @@ def _personal(
         float(config.model_weight),
         float(config.session_weight),
         table.created_at.astype(np.float64, copy=False),
+        _NO_BITS,  # no "may be new" bitmap: check every item's created_at
         float(now - config.new_arrival_days * rules.DAY),
         float(config.new_arrival_boost),
         promoted,

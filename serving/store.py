@@ -153,6 +153,14 @@ def encode_ranked(items: np.ndarray, scores: np.ndarray, width: int = 4) -> byte
     return encode_ranked_rows(np.asarray(items)[None, :], np.asarray(scores)[None, :], width)[0]
 
 
+def decode_ranked_wide(payload: bytes | None) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`decode_ranked` as int64 indices and float64 scores (what the kernels take)."""
+    if not payload:
+        return np.empty(0, np.int64), np.empty(0, np.float64)
+    rec = np.frombuffer(payload, dtype=_record_dtype(payload[0]), offset=1)
+    return rec["i"].astype(np.int64), rec["s"].astype(np.float64)
+
+
 def decode_ranked(payload: bytes | None) -> Candidates:
     """Decode a ranked list; ``None`` (missing key) gives an empty list."""
     if not payload:
@@ -352,17 +360,22 @@ class _StoreBase:
         return f"{self.prefix}:{{c:{customer_id}}}:{what}"
 
     # ---- plans and decoders ------------------------------------------------------------------
-    def _raw_customer(self, version: str, customer_id: str) -> list[tuple[Any, ...]]:
+    def _raw_customer(
+        self, version: str, customer_id: str, mail: bool = True
+    ) -> list[tuple[Any, ...]]:
         """:meth:`_plan_customer` as raw commands (for a transport that returns raw replies:
-        flat lists for HGETALL and ZRANGE WITHSCORES, lists for SMEMBERS)."""
+        flat lists for HGETALL and ZRANGE WITHSCORES, lists for SMEMBERS); without ``mail``
+        the email sends are not read (only the email context uses them)."""
         state = f"{self.prefix}:{{c:{customer_id}}}:"
-        return [
+        cmds: list[tuple[Any, ...]] = [
             ("GET", f"{self.prefix}:v:{version}:{{c:{customer_id}}}"),
             ("LRANGE", state + "r", 0, self.config.recent_cap - 1),
             ("SMEMBERS", state + "cart"),
             ("HGETALL", state + "buy"),
-            ("ZRANGE", state + "mail", 0, -1, "WITHSCORES"),
         ]
+        if mail:
+            cmds.append(("ZRANGE", state + "mail", 0, -1, "WITHSCORES"))
+        return cmds
 
     def _plan_customer(self, version: str, customer_id: str) -> list[Command]:
         return [
@@ -901,21 +914,22 @@ class AsyncStore(_StoreBase):
         """Whether the transport returns raw replies (:meth:`customer_raw_active`)."""
         return self._read_raw is not None
 
-    async def customer_raw_active(self, customer_id: str, version_hint: str) -> RawCustomer:
+    async def customer_raw_active(
+        self, customer_id: str, version_hint: str, mail: bool = True
+    ) -> RawCustomer:
         """:meth:`customer_view_active` undecoded (needs :attr:`raw_reads`): one packed
         write for the pointer and the customer's keys, a second round trip only when the
-        pointer moved away from ``version_hint``. KeyError when no version is active."""
-        raw = _checked(
-            await self._read_raw(
-                [("GET", self.k_active), *self._raw_customer(version_hint, customer_id)]
-            )
-        )
+        pointer moved away from ``version_hint``. KeyError when no version is active.
+        Without ``mail`` the email sends are not read (``mailed`` is empty)."""
+        cmds = self._raw_customer(version_hint, customer_id, mail)
+        raw = _checked(await self._read_raw([("GET", self.k_active), *cmds]))
         if raw[0] is None:
             raise KeyError("no active version")
         active = _str(raw[0])
         if active != version_hint:
-            raw = [raw[0], *_checked(await self._read_raw(self._raw_customer(active, customer_id)))]
-        return RawCustomer(active, raw[1], raw[2], raw[3], raw[4], raw[5])
+            cmds = self._raw_customer(active, customer_id, mail)
+            raw = [raw[0], *_checked(await self._read_raw(cmds))]
+        return RawCustomer(active, raw[1], raw[2], raw[3], raw[4], raw[5] if mail else [])
 
     async def customer_views(self, version: str, customer_ids: Sequence[str]) -> list[CustomerView]:
         """:meth:`customer_view` for many customers (e.g. an email batch), one round trip."""

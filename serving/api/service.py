@@ -14,7 +14,7 @@ import asyncio
 import gc
 import logging
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Any
 
 import redis
@@ -117,7 +117,9 @@ class RecommendationService:
             raw: RawCustomer | None = None
             try:
                 if self.store.raw_reads:
-                    raw = await self.store.customer_raw_active(customer_id, self._active)
+                    raw = await self.store.customer_raw_active(
+                        customer_id, self._active, mail=request.context == "email"
+                    )
                     version = raw.version
                 else:
                     view = await self.store.customer_view_active(customer_id, self._active)
@@ -167,7 +169,7 @@ class RecommendationService:
 
         Raises :class:`UnknownItem` when the active version does not know the item.
         """
-        request = replace(request, context="product", item_id=item_id)
+        request = request._replace(context="product", item_id=item_id)
         if not self.breaker.allow():
             return self.degraded(request, REDIS_UNAVAILABLE)
         try:
@@ -214,7 +216,7 @@ class RecommendationService:
         """Email lists for many customers: one round trip for all their candidates and state;
         with ``record`` the sends are stored for frequency capping. Returns the shared
         version/degraded answer (its ``items`` empty) and the lists by customer."""
-        request = replace(request, context="email")
+        request = request._replace(context="email")
         if self.breaker.allow():
             try:
                 version = await self.store.active_version()

@@ -120,7 +120,9 @@ def test_fast_path_answers_like_the_general_path(config: RerankConfig, n_items: 
     rng = np.random.default_rng(n_items)
     table = catalog(rng, n_items)
     similar = similar_lists(rng, table)
-    compiled = fastpath.compile_version(table, similar, config)
+    # the "may be new" bitmap in use (built before the requests) or not (built after)
+    built_at = NOW - 3600 if n_items > 3 else NOW + 3600
+    compiled = fastpath.compile_version(table, similar, config, built_at=built_at)
     assert compiled is not None
     compiled_config = fastpath.compile_config(config)
     answered = 0

@@ -34,6 +34,7 @@ def pool(
         model_weight,
         session_weight,
         np.zeros(10) if created_at is None else created_at,
+        np.empty(0, np.uint8),
         100.0,
         new_boost,
         np.asarray(sorted(promoted), np.int64),
@@ -159,11 +160,16 @@ def test_personal_top_is_personal_pool_then_pick(seed: int) -> None:
             1.0,
             1.2,
             created,
+            np.empty(0, np.uint8),  # every item may be new
             100.0,
             0.1,
             np.sort(rng.choice(n_items, 3, replace=False)).astype(np.int64),
             0.2,
         )
+        # the fused kernel with a "may be new" bitmap (a superset of the new items): the
+        # same scores
+        maybe_new = np.packbits(created >= 60.0, bitorder="little")
+        fused_args = (*args[:9], maybe_new, *args[10:])
         banned = np.unique(rng.integers(0, n_items, int(rng.integers(0, 40)))).astype(np.int64)
         n, cap = int(rng.integers(1, 15)), int(rng.integers(0, 3))
         items, score, seeds = kernels.personal_pool(*args)
@@ -171,7 +177,7 @@ def test_personal_top_is_personal_pool_then_pick(seed: int) -> None:
             np.arange(items.size), items, stock, banned, NO_FLAGS, cats, 6, n, cap, False
         )
         t_items, t_score, t_seeds, chosen = kernels.personal_top(
-            *args, stock, banned, cats, 6, n, cap
+            *fused_args, stock, banned, cats, 6, n, cap
         )
         if items.size < n:
             assert chosen.size == 0
