@@ -33,7 +33,7 @@ from numba import njit
 
 from serving import kernels, rules
 from serving.rerank import CONTEXTS, RerankConfig, RerankRequest
-from serving.store import SEP, decode_ranked_wide
+from serving.store import SEP, decode_ranked_compiled
 from serving.types import Candidates, ItemTable
 
 _jit = njit(cache=True, nogil=True, boundscheck=False)
@@ -232,10 +232,8 @@ def answer(
         found = index.get(item)
         if found is not None:
             drop.append(found)
-    c_items, c_scores = decode_ranked_wide(candidates)
     out = _answer(
-        c_items,
-        c_scores,
+        candidates or b"",
         b"\n".join(recent),
         b"\n".join(cart),
         b"\n".join(bought),
@@ -426,8 +424,7 @@ def _put_score(out: np.ndarray, at: int, value: float) -> int:
 
 @_jit
 def _answer(
-    c_items: np.ndarray,
-    c_scores: np.ndarray,
+    candidates: bytes,  # the encoded candidates (serving.store), empty: none
     recent: bytes,
     cart: bytes,
     bought: bytes,
@@ -464,6 +461,9 @@ def _answer(
 ) -> np.ndarray:
     """:func:`answer`'s work; an empty array means "take the general path"."""
     fail = np.empty(0, np.uint8)
+    c_items, c_scores = decode_ranked_compiled(np.frombuffer(candidates, np.uint8))
+    if c_items.shape[0] and c_items[0] < 0:
+        return fail  # not a payload this code knows
     rec = np.frombuffer(recent, np.uint8)
     crt = np.frombuffer(cart, np.uint8)
     buy = np.frombuffer(bought, np.uint8)
@@ -696,14 +696,14 @@ def _answer(
 def warm_up() -> None:
     """Compile (or load from the cache) the kernel before the first request."""
     from serving.rerank import RerankConfig as _Config
+    from serving.store import encode_ranked
 
     config = compile_config(_Config())
     ids = np.frombuffer(b"ab", np.uint8).copy()
     start = np.array([0, 1, 2], np.int64)
     table_slots = _build_slots(ids, start)
     _answer(
-        np.zeros(1, np.int64),
-        np.ones(1),
+        encode_ranked(np.zeros(1, np.int64), np.ones(1)),
         b"1.5\x1fview\x1fa",
         b"b",
         b"a\n1.0",

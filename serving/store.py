@@ -51,6 +51,7 @@ from typing import Any, NamedTuple
 import numpy as np
 import redis
 import redis.asyncio
+from numba import njit
 
 from serving.connection import connect, connect_async
 from serving.types import (
@@ -153,12 +154,40 @@ def encode_ranked(items: np.ndarray, scores: np.ndarray, width: int = 4) -> byte
     return encode_ranked_rows(np.asarray(items)[None, :], np.asarray(scores)[None, :], width)[0]
 
 
-def decode_ranked_wide(payload: bytes | None) -> tuple[np.ndarray, np.ndarray]:
-    """:func:`decode_ranked` as int64 indices and float64 scores (what the kernels take)."""
-    if not payload:
+@njit(cache=True, nogil=True, boundscheck=False)
+def decode_ranked_compiled(payload: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`decode_ranked` for compiled callers (``serving.fastpath``): ``payload`` as
+    uint8 (empty: no list) -> int64 indices and float64 scores. A payload of an unknown
+    index width gives -1 as its only index (the caller declines it)."""
+    if payload.shape[0] == 0:
         return np.empty(0, np.int64), np.empty(0, np.float64)
-    rec = np.frombuffer(payload, dtype=_record_dtype(payload[0]), offset=1)
-    return rec["i"].astype(np.int64), rec["s"].astype(np.float64)
+    width = payload[0]
+    if width != 2 and width != 4:
+        return np.full(1, -1, np.int64), np.zeros(1)
+    step = width + 2
+    n = (payload.shape[0] - 1) // step
+    items = np.empty(n, np.int64)
+    scores = np.empty(n)
+    for r in range(n):
+        at = 1 + r * step
+        idx = np.int64(payload[at]) | (np.int64(payload[at + 1]) << 8)
+        if width == 4:
+            idx |= (np.int64(payload[at + 2]) << 16) | (np.int64(payload[at + 3]) << 24)
+            if idx >= 2**31:
+                idx -= 2**32  # int32
+        items[r] = idx
+        half = np.int64(payload[at + width]) | (np.int64(payload[at + width + 1]) << 8)
+        exponent = (half >> 10) & 0x1F
+        fraction = half & 0x3FF
+        value: float
+        if exponent == 0:
+            value = fraction * 2.0**-24  # subnormal
+        elif exponent == 31:
+            value = math.inf if fraction == 0 else math.nan
+        else:
+            value = (1.0 + fraction / 1024.0) * 2.0 ** (exponent - 15)
+        scores[r] = -value if half & 0x8000 else value
+    return items, scores
 
 
 def decode_ranked(payload: bytes | None) -> Candidates:

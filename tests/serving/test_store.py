@@ -17,6 +17,7 @@ from serving.store import (
     StoreConfig,
     check_id,
     decode_ranked,
+    decode_ranked_compiled,
     encode_ranked,
     encode_ranked_rows,
     item_width,
@@ -80,6 +81,24 @@ def test_encoding_round_trip_trims_padding_and_handles_wide_items() -> None:
     narrow = encode_ranked_rows(items[:1], scores[:1], width=2)[0]
     assert len(narrow) == 1 + 2 * 4 and decode_ranked(narrow).items.tolist() == [5, 3]
     assert len(decode_ranked(None)) == 0
+
+
+@pytest.mark.parametrize("width", [2, 4])
+def test_compiled_decoding_equals_decode_ranked(width: int) -> None:
+    rng = np.random.default_rng(width)
+    high = 65_000 if width == 2 else 2**31 - 1
+    items = rng.integers(0, high, (50, 30))
+    scores = rng.standard_normal((50, 30)) * 10.0 ** rng.integers(-9, 6, (50, 30))
+    scores[0, :4] = [0.0, -0.0, 1e9, -1e9]  # zero, clipped to float16's range
+    for row in encode_ranked_rows(items, scores, width):
+        expected = decode_ranked(row)
+        got_items, got_scores = decode_ranked_compiled(np.frombuffer(row, np.uint8))
+        assert got_items.tolist() == expected.items.tolist()
+        assert got_scores.tolist() == expected.scores.astype(np.float64).tolist()
+    none_items, none_scores = decode_ranked_compiled(np.empty(0, np.uint8))
+    assert none_items.size == none_scores.size == 0
+    unknown, _ = decode_ranked_compiled(np.frombuffer(b"\x03abc", np.uint8))
+    assert unknown.tolist() == [-1]
 
 
 def test_publish_read_switch_and_rollback(store: Store) -> None:
