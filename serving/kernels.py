@@ -280,10 +280,10 @@ def personal_top(
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """:func:`personal_pool` and, when the pool holds ``n`` items, :func:`pick` over it
     (no request filters, no top-up) in one call: the storefront's usual request. Returns
-    the pool (items, score, seed) and the picked positions (fewer than ``n`` when the pool
-    or the rules fall short: the pool is then wholly best first). When ``n`` were picked,
-    only the pool's best few (at least the picked ones) are ordered, the rest follow in
-    no particular order: most requests are decided by the first dozens of a few hundred."""
+    the pool (items, score, seed) and the picked positions into it, best first (fewer than
+    ``n`` when the pool or the rules fall short: the pool is then wholly best first). When
+    ``n`` were picked, the pool is in no particular order: only its best few were ordered,
+    to pick from (most requests are decided by the first dozens of a few hundred)."""
     items, score, seed = _pooled(
         c_items,
         c_scores,
@@ -307,14 +307,9 @@ def personal_top(
     keep = np.empty(0, np.bool_)  # no request filters
     order = _best_prefix(score, items, min(size, 4 * n + 16))
     if order.shape[0] < size:
-        rest = np.ones(size, np.bool_)
-        rest[order] = False
-        layout = np.concatenate((order, np.nonzero(rest)[0]))
-        p_items, p_score, p_seed = items[layout], score[layout], seed[layout]
-        head = np.arange(order.shape[0])
-        chosen = pick(head, p_items, in_stock, banned, keep, categories, n_codes, n, cap, False)
+        chosen = pick(order, items, in_stock, banned, keep, categories, n_codes, n, cap, False)
         if chosen.shape[0] >= n:
-            return p_items, p_score, p_seed, chosen
+            return items, score, seed, chosen
         order = _best_first(score, items)  # the rules held too many back: order them all
     items, score, seed = items[order], score[order], seed[order]
     everything = np.arange(size)

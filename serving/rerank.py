@@ -309,7 +309,7 @@ def _personal(
     (:func:`serving.kernels.personal_pool` merges and scores them in one compiled pass),
     and with ``pick`` (the sorted ban list, n) the positions of the best ``n`` the rules
     and the category cap allow (:func:`serving.kernels.personal_top`; else empty). The
-    pool is best first, except that when ``pick`` found all ``n`` only its head is ordered.
+    pool is best first, except that when ``pick`` found all ``n`` it is in no particular order.
 
     An item a candidate list holds twice keeps its best model score; its similarity to
     recent activity sums over every list entry."""
