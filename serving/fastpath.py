@@ -37,6 +37,9 @@ from serving.store import SEP, decode_ranked_compiled
 from serving.types import Candidates, ItemTable
 
 _jit = njit(cache=True, nogil=True, boundscheck=False)
+# helpers called many times per request are inlined into the caller: a call between
+# compiled functions passing arrays pays reference counting on each of them
+_inline = njit(cache=True, nogil=True, boundscheck=False, inline="always")
 
 _SEP = ord(SEP)
 _NL = ord("\n")
@@ -278,7 +281,7 @@ _NO_BITS = np.empty(0, np.uint8)
 # ---- compiled parts ----------------------------------------------------------------------
 
 
-@_jit
+@_inline
 def _hash(buf: np.ndarray, a: int, b: int) -> int:
     """FNV-1a of ``buf[a:b]``."""
     h = np.uint64(14695981039346656037)
@@ -302,7 +305,7 @@ def _build_slots(ids: np.ndarray, start: np.ndarray) -> np.ndarray:
     return slots
 
 
-@_jit
+@_inline
 def _lookup(
     buf: np.ndarray, a: int, b: int, ids: np.ndarray, start: np.ndarray, slots: np.ndarray
 ) -> int:
@@ -326,7 +329,7 @@ def _lookup(
         h = (h + 1) & (size - 1)
 
 
-@_jit
+@_inline
 def _parse_float(buf: np.ndarray, a: int, b: int) -> float:
     """A decimal number written by Python's repr (sign, digits, point, exponent); NaN when
     it is not one."""
@@ -373,7 +376,7 @@ def _parse_float(buf: np.ndarray, a: int, b: int) -> float:
     return sign * mant / 10.0 ** (-scale)
 
 
-@_jit
+@_inline
 def _id_less(ids: np.ndarray, start: np.ndarray, x: int, y: int) -> bool:
     """Item ``x``'s id sorts before item ``y``'s (bytewise: code-point order)."""
     a, b = start[x], start[y]
@@ -384,7 +387,7 @@ def _id_less(ids: np.ndarray, start: np.ndarray, x: int, y: int) -> bool:
     return la < lb
 
 
-@_jit
+@_inline
 def _put(out: np.ndarray, at: int, src: np.ndarray, a: int, b: int) -> int:
     for j in range(a, b):
         out[at] = src[j]
@@ -392,7 +395,7 @@ def _put(out: np.ndarray, at: int, src: np.ndarray, a: int, b: int) -> int:
     return at
 
 
-@_jit
+@_inline
 def _put_score(out: np.ndarray, at: int, value: float) -> int:
     """``value`` rounded to 6 decimals as Python's repr writes it ("2.0", "3.1988")."""
     scaled = np.int64(np.round(value * 1e6))

@@ -62,7 +62,7 @@ def valid_id(value: str, what: str) -> str:
         raise bad_request(str(exc)) from None
 
 
-def _int(q: QueryParams, name: str, default: int, low: int, high: int) -> int:
+def _int(q: dict[str, str], name: str, default: int, low: int, high: int) -> int:
     raw = q.get(name)
     if raw is None or raw == "":
         return default
@@ -75,7 +75,7 @@ def _int(q: QueryParams, name: str, default: int, low: int, high: int) -> int:
     return value
 
 
-def _float(q: QueryParams, name: str) -> float | None:
+def _float(q: dict[str, str], name: str) -> float | None:
     raw = q.get(name)
     if raw is None or raw == "":
         return None
@@ -101,7 +101,7 @@ def _list(q: QueryParams, name: str, limit: int, ids: bool) -> tuple[str, ...]:
     return tuple(values)
 
 
-def _category(q: QueryParams, name: str) -> str | None:
+def _category(q: dict[str, str], name: str) -> str | None:
     value = q.get(name)
     if value is None or not value.strip():
         return None
@@ -111,9 +111,10 @@ def _category(q: QueryParams, name: str) -> str | None:
 
 
 def rerank_request(
-    q: QueryParams, settings: Settings, *, context: str | None = None
+    query: QueryParams, settings: Settings, *, context: str | None = None
 ) -> RerankRequest:
     """The re-ranking request a query string describes; 422 naming the first problem."""
+    q = dict(query.items())  # the last value of each name, read with a plain dict's get
     n = _int(q, "n", settings.default_n, 1, settings.max_n)
     if context is None:
         context = q.get("context") or "home"
@@ -133,8 +134,10 @@ def rerank_request(
         context=context,
         item_id=item_id,
         category=_category(q, "category"),
-        exclude_categories=_list(q, "exclude_category", 50, ids=False),
-        exclude=_list(q, "exclude", settings.max_exclude, ids=True),
+        exclude_categories=(
+            _list(query, "exclude_category", 50, ids=False) if "exclude_category" in q else ()
+        ),
+        exclude=_list(query, "exclude", settings.max_exclude, ids=True) if "exclude" in q else (),
         price_min=low,
         price_max=high,
     )

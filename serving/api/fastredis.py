@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 from collections import deque
+from collections.abc import Awaitable
 from typing import Any
 
 import hiredis
@@ -191,10 +192,14 @@ class FastRedis:
                     raise redis.exceptions.ConnectionError(f"Redis refused setup: {reply}")
         return proto
 
-    async def read_raw(self, commands: list[tuple[Any, ...]]) -> list[Any]:
+    def read_raw(self, commands: list[tuple[Any, ...]]) -> Awaitable[list[Any]]:
         """Raw replies (hiredis: bytes, flat lists; an error reply is an exception object in
-        the list) of read-only ``commands``, pipelined in one write."""
-        return await self.execute(commands)
+        the list) of read-only ``commands``, pipelined in one write. On a live connection
+        the awaitable is the reply future itself (no coroutine frames on the hot path)."""
+        proto = self._proto
+        if proto is not None and not proto.closed:
+            return proto.wait(b"".join(map(hiredis.pack_command, commands)), len(commands))
+        return self.execute(commands)
 
     async def execute(self, commands: list[tuple[Any, ...]]) -> list[Any]:
         proto = await self._connection()

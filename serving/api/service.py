@@ -15,7 +15,7 @@ import gc
 import logging
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 import redis
 import redis.asyncio
@@ -63,9 +63,9 @@ class StoreUnavailable(RuntimeError):
     """A write could not reach Redis (the caller should retry)."""
 
 
-@dataclass(frozen=True, slots=True)
-class Answer:
-    """Ranked items with the version that answered and whether the answer is degraded."""
+class Answer(NamedTuple):
+    """Ranked items with the version that answered and whether the answer is degraded (a
+    named tuple: one is built on every request)."""
 
     version: str | None
     degraded: bool
