@@ -23,6 +23,7 @@ correctly rounded ``round`` in the last digit on an exact tie).
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Mapping, Sequence
 from typing import NamedTuple
@@ -235,7 +236,7 @@ def answer(
         found = index.get(item)
         if found is not None:
             drop.append(found)
-    out = _answer(
+    args = (
         candidates or b"",
         b"\n".join(recent),
         b"\n".join(cart),
@@ -271,7 +272,24 @@ def answer(
         _PARTS,
         _PART_START,
     )
-    return out.tobytes() if out.size else None
+    out = _buffer()
+    length = _answer(*args, out)
+    while length == _TOO_SMALL:  # many items with long ids: a bigger buffer
+        out = _buffers.out = np.empty(4 * out.shape[0], np.uint8)
+        length = _answer(*args, out)
+    return out[:length].tobytes() if length >= 0 else None
+
+
+_buffers = threading.local()
+_TOO_SMALL = -2
+
+
+def _buffer() -> np.ndarray:
+    """This thread's output buffer (reused: the answer is copied out of it)."""
+    out: np.ndarray | None = getattr(_buffers, "out", None)
+    if out is None:
+        out = _buffers.out = np.empty(1 << 16, np.uint8)
+    return out
 
 
 _NONE = np.empty(0, np.int64)
@@ -461,9 +479,11 @@ def _answer(
     cap: int,
     parts: np.ndarray,
     part_start: np.ndarray,
-) -> np.ndarray:
-    """:func:`answer`'s work; an empty array means "take the general path"."""
-    fail = np.empty(0, np.uint8)
+    out: np.ndarray,  # uint8: the JSON is written here
+) -> int:
+    """:func:`answer`'s work: the length of the JSON written to ``out``; -1: take the
+    general path; -2 (``_TOO_SMALL``): ``out`` cannot hold it."""
+    fail = -1
     c_items, c_scores = decode_ranked_compiled(np.frombuffer(candidates, np.uint8))
     if c_items.shape[0] and c_items[0] < 0:
         return fail  # not a payload this code knows
@@ -659,7 +679,8 @@ def _answer(
         k = p_seed[chosen[i]]
         if k >= 0:
             size += esc_start[seed_item[k] + 1] - esc_start[seed_item[k]]
-    out = np.empty(size, np.uint8)
+    if size > out.shape[0]:
+        return -2
     w = 0
     out[w] = 91  # [
     w += 1
@@ -693,7 +714,7 @@ def _answer(
         w = _put(out, w, parts, part_start[4], part_start[5])
     out[w] = 93  # ]
     w += 1
-    return out[:w]
+    return w
 
 
 def warm_up() -> None:
@@ -740,6 +761,7 @@ def warm_up() -> None:
         config.cap,
         _PARTS,
         _PART_START,
+        np.empty(1 << 10, np.uint8),
     )
 
 

@@ -40,16 +40,6 @@ def get_settings(request: Request) -> Settings:
     return get_service(request).settings
 
 
-def query_params(request: Request) -> QueryParams:
-    """``request.query_params``, split by hand when nothing in it is percent- or
-    plus-encoded (the usual storefront query), which is what Starlette's parse gives."""
-    raw: bytes = request.scope["query_string"]
-    if b"%" in raw or b"+" in raw:
-        return request.query_params
-    text = raw.decode("latin-1")
-    return QueryParams([(k, v) for k, _, v in (p.partition("=") for p in text.split("&") if p)])
-
-
 def bad_request(message: str, status: int = 422) -> HTTPException:
     return HTTPException(status_code=status, detail=message)
 

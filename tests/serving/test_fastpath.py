@@ -188,3 +188,33 @@ def test_declines_what_it_does_not_handle() -> None:
     # a version whose similar lists are not all loaded is not compiled
     partial = dict(list(similar.items())[:-1])
     assert fastpath.compile_version(table, partial, config) is None
+
+
+def test_long_answers_grow_the_output_buffer() -> None:
+    """200 items with 256-character ids: more than the first buffer (64 KB) holds."""
+    n_items = 400
+    table = ItemTable(
+        version="v1",
+        item_ids=np.array([f"{k:03d}" + "x" * 253 for k in range(n_items)], dtype=object),
+        category=np.full(n_items, -1, np.int32),
+        categories=(),
+        price=np.ones(n_items, np.float32),
+        in_stock=np.ones(n_items, bool),
+        created_at=np.full(n_items, NOW - 365 * DAY),
+        repeatable=np.zeros(n_items, bool),
+    )
+    similar = {name: Candidates.empty() for name in table.item_ids.tolist()}
+    config = RerankConfig()
+    compiled = fastpath.compile_version(table, similar, config)
+    assert compiled is not None
+    payload = encode_ranked(np.arange(250), np.linspace(1, 0, 250))
+    case = {"payload": payload, "recent": [], "cart": [], "bought": []}
+    case["request"] = RerankRequest(now=NOW, n=200)
+    fast = fastpath.answer(
+        compiled, fastpath.compile_config(config), case["request"], payload, [], [], [], {}
+    )
+    assert fast is not None and len(fast) > 1 << 16
+    got = json.loads(fast)
+    expected = general(case, table, similar, config)
+    assert [g["item_id"] for g in got] == [e["item_id"] for e in expected]
+    assert [g["score"] for g in got] == pytest.approx([e["score"] for e in expected], abs=1.5e-6)

@@ -33,7 +33,7 @@ router = APIRouter(prefix="/v1", tags=["items"])
 async def similar(request: Request) -> Response:
     service = deps.get_service(request)
     item_id = deps.valid_id(request.path_params["item_id"], "item_id")
-    q = deps.query_params(request)
+    q = request.query_params
     customer_id = q.get("customer_id")
     if customer_id is not None:
         customer_id = deps.valid_id(customer_id, "customer_id")

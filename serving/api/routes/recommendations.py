@@ -50,7 +50,7 @@ PARAMETERS = [
 async def recommendations(request: Request) -> Response:
     service = deps.get_service(request)
     customer_id = deps.valid_id(request.path_params["customer_id"], "customer_id")
-    req = deps.rerank_request(deps.query_params(request), service.settings)
+    req = deps.rerank_request(request.query_params, service.settings)
     answer = await service.recommend(customer_id, req)
     if answer.degraded:
         service.metrics.degraded.labels("recommendations", answer.cause or "").inc()
