@@ -196,6 +196,16 @@ def compile_version(
     )
 
 
+def similar_views(compiled: CompiledVersion, item_ids: Sequence[str]) -> dict[str, Candidates]:
+    """Every item's similar list as views on the compiled matrix (``item_ids`` in index
+    order): the general path's cache then shares the matrix's memory."""
+    items, scores = compiled.sim_items, compiled.sim_scores
+    return {
+        name: Candidates(items[row, :length], scores[row, :length])
+        for row, (name, length) in enumerate(zip(item_ids, compiled.sim_len.tolist(), strict=True))
+    }
+
+
 def eligible(request: RerankRequest, config: CompiledConfig) -> bool:
     """Whether :func:`answer` may take ``request`` (else the general path does)."""
     return (
@@ -773,5 +783,6 @@ __all__ = [
     "compile_config",
     "compile_version",
     "eligible",
+    "similar_views",
     "warm_up",
 ]

@@ -413,6 +413,10 @@ class RecommendationService:
         compiled = await asyncio.to_thread(fastpath.compile_version, table, cached, self.config)
         if compiled is not None and version in self._bundles:
             self._compiled[version] = compiled
+            # the cached lists become views on the compiled matrix: one copy in memory
+            views = fastpath.similar_views(compiled, table.item_ids.tolist())
+            if self._similar.get(version) is cached:
+                self._similar[version] = views
         _freeze_heap()
 
     def _cache_similar(self, version: str, item_ids: list[str], lists: list[Candidates]) -> None:

@@ -218,3 +218,18 @@ def test_long_answers_grow_the_output_buffer() -> None:
     expected = general(case, table, similar, config)
     assert [g["item_id"] for g in got] == [e["item_id"] for e in expected]
     assert [g["score"] for g in got] == pytest.approx([e["score"] for e in expected], abs=1.5e-6)
+
+
+def test_similar_views_share_the_compiled_lists() -> None:
+    rng = np.random.default_rng(3)
+    table = catalog(rng, 30)
+    similar = similar_lists(rng, table)
+    compiled = fastpath.compile_version(table, similar, RerankConfig())
+    assert compiled is not None
+    views = fastpath.similar_views(compiled, table.item_ids.tolist())
+    assert views.keys() == similar.keys()
+    for name, lists in similar.items():
+        assert views[name].items.tolist() == lists.items.tolist()
+        assert views[name].scores.tolist() == lists.scores.tolist()
+        assert views[name].items.dtype == np.int32 and views[name].scores.dtype == np.float32
+        assert len(views[name]) == 0 or np.shares_memory(views[name].items, compiled.sim_items)
