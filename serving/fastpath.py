@@ -728,50 +728,35 @@ def _answer(
 
 
 def warm_up() -> None:
-    """Compile (or load from the cache) the kernel before the first request."""
+    """Compile (or load from the cache) the kernel before the first request: one answer
+    on a two-item catalog, with the argument types the API passes."""
     from serving.rerank import RerankConfig as _Config
     from serving.store import encode_ranked
 
-    config = compile_config(_Config())
-    ids = np.frombuffer(b"ab", np.uint8).copy()
-    start = np.array([0, 1, 2], np.int64)
-    table_slots = _build_slots(ids, start)
-    _answer(
+    config = _Config()
+    table = ItemTable(
+        version="warm-up",
+        item_ids=np.array(["a", "b"], dtype=object),
+        category=np.zeros(2, np.int32),
+        categories=("c",),
+        price=np.ones(2, np.float32),
+        in_stock=np.ones(2, np.bool_),
+        created_at=np.zeros(2),
+        repeatable=np.zeros(2, np.bool_),
+    )
+    similar = {"a": Candidates(np.ones(1, np.int32), np.ones(1, np.float32))}
+    similar["b"] = Candidates.empty()
+    compiled = compile_version(table, similar, config, built_at=0.0)
+    assert compiled is not None
+    answer(
+        compiled,
+        compile_config(config),
+        RerankRequest(now=1.0, n=1, exclude=("b",)),
         encode_ranked(np.zeros(1, np.int64), np.ones(1)),
-        b"1.5\x1fview\x1fa",
-        b"b",
-        b"a\n1.0",
-        _NONE,
-        -1,
-        0,
-        2.0,
-        1,
-        ids,
-        start,
-        table_slots,
-        ids,
-        start,
-        np.zeros(2),
-        _NO_BITS,
-        np.ones(2, np.bool_),
-        np.zeros(2, np.int32),
-        1,
-        np.zeros(2, np.bool_),
-        np.empty(0, np.int32),
-        _NONE,
-        np.zeros((2, 1), np.int32),
-        np.ones((2, 1), np.float32),
-        np.ones(2, np.int32),
-        config.params,
-        config.event_names,
-        config.event_start,
-        config.event_weight,
-        config.max_seeds,
-        config.cart_banned,
-        config.cap,
-        _PARTS,
-        _PART_START,
-        np.empty(1 << 10, np.uint8),
+        [b"0.5\x1fview\x1fa"],
+        [b"b"],
+        [b"a", b"1.0"],
+        table.index,
     )
 
 
