@@ -104,6 +104,11 @@ class RecommendationService:
         self._compiled: dict[str, fastpath.CompiledVersion] = {}  # version -> arrays
         self._tasks: set[asyncio.Task[None]] = set()
 
+    @property
+    def compiled_versions(self) -> frozenset[str]:
+        """Versions the storefront's compiled path answers for (``serving.fastpath``)."""
+        return frozenset(self._compiled)
+
     async def close(self) -> None:
         for task in list(self._tasks):
             task.cancel()

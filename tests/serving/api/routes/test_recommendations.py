@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import time
+from collections.abc import Callable
+
+import pytest
 from api_helpers import ids, publish, recs
 from fastapi.testclient import TestClient
 
@@ -86,3 +90,42 @@ def test_bad_input_is_a_4xx_naming_the_problem(store: Store, client: TestClient)
         r = client.get(url)
         assert r.status_code == 422, url
         assert message in r.json()["detail"], (url, r.json())
+
+
+def test_the_compiled_path_answers_like_the_general_path(
+    store: Store, make_client: Callable[..., TestClient]
+) -> None:
+    """Two apps on the same Redis: one never compiles a version (no similar lists cached),
+    the other answers the storefront's requests through serving.fastpath once it has."""
+    publish(store, "v1")
+    general = make_client(similar_cache_items=0)
+    fast = make_client()
+    service = fast.app.state.service  # type: ignore[attr-defined]
+    deadline = time.monotonic() + 30
+    while "v1" not in service.compiled_versions:
+        assert time.monotonic() < deadline, "the version was never compiled"
+        recs(fast, "c0")  # loads the version; the similar lists load in the background
+        time.sleep(0.05)
+    assert "v1" not in general.app.state.service.compiled_versions  # type: ignore[attr-defined]
+    events = [
+        {"customer_id": "c1", "item_id": "i20", "event_type": "view"},
+        {"customer_id": "c1", "item_id": "i7", "event_type": "add_to_cart"},
+        {"customer_id": "c2", "item_id": "i2", "event_type": "purchase"},
+        {"customer_id": "c2", "item_id": "i11", "event_type": "view"},
+        {"customer_id": "c3", "item_id": "i3", "event_type": "add_to_cart"},
+    ]
+    assert fast.post("/v1/events", json={"events": events}).status_code == 202
+    for customer in ("c0", "c1", "c2", "c3", "nobody"):
+        for params in (
+            {"n": 5},
+            {"n": 3, "context": "cart"},
+            {"n": 4, "context": "product", "item_id": "i5"},
+            {"n": 6, "exclude": "i1,i4"},
+        ):
+            a, b = recs(general, customer, **params), recs(fast, customer, **params)
+            assert [(i["item_id"], i["reason"]) for i in a["items"]] == [
+                (i["item_id"], i["reason"]) for i in b["items"]
+            ]
+            assert [i["score"] for i in a["items"]] == pytest.approx(
+                [i["score"] for i in b["items"]], abs=1e-5
+            )
