@@ -18,7 +18,10 @@ general path: email context, request filters (category, price), MMR diversity, a
 the state that the version does not know, or a personal pool the rules leave short of
 ``n`` (the cold-start chain). Scores are written as ``round(score, 6)`` like the general
 path's JSON (computed as round(score * 1e6) / 1e6, which can differ from Python's
-correctly rounded ``round`` in the last digit on an exact tie).
+correctly rounded ``round`` in the last digit on an exact tie). Activity timestamps are
+parsed here too; with 16-17 significant digits (``repr`` of ``time.time()``) the parse
+can be one unit in the last place off Python's ``float()``: a difference of about 1e-16 in
+a seed's recency weight.
 """
 
 from __future__ import annotations
@@ -33,7 +36,15 @@ import orjson
 from numba import njit
 
 from serving import kernels, rules
-from serving.rerank import CONTEXTS, RerankConfig, RerankRequest
+from serving.rerank import (
+    FOR_YOU,
+    SIMILAR_TO_CART,
+    SIMILAR_TO_ITEM,
+    SIMILAR_TO_VIEWED,
+    RerankConfig,
+    RerankRequest,
+    reason_text,
+)
 from serving.store import SEP, decode_ranked_compiled
 from serving.types import Candidates, ItemTable
 
@@ -48,21 +59,26 @@ _NL = ord("\n")
 _FOR_YOU, _VIEWED, _CART, _ITEM = 0, 1, 2, 3
 _CONTEXT_CODE = {"home": 0, "product": 1, "cart": 2}
 
+_CODES = (FOR_YOU, SIMILAR_TO_VIEWED, SIMILAR_TO_CART, SIMILAR_TO_ITEM)  # by kernel code
+
+
+def _reason_parts(code: str) -> list[bytes]:
+    """The reason sentence of ``code`` before and after the seed's id (serving.rerank)."""
+    before, _, after = reason_text(code, "\0").partition("\0")
+    return [before.encode(), after.encode()]
+
+
 _JSON_PARTS = [
     b'{"item_id":"',  # 0
     b'","score":',  # 1
     b',"reason":"',  # 2
     b'","reason_code":"',  # 3
     b'"}',  # 4
-    b"for you",  # 5
-    b"because you viewed ",  # 6
-    b"goes with ",  # 7
-    b" in your cart",  # 8
-    b"similar to ",  # 9
-    b"for_you",  # 10
-    b"similar_to_viewed",  # 11
-    b"similar_to_cart",  # 12
-    b"similar_to_item",  # 13
+    reason_text(FOR_YOU, "").encode(),  # 5
+    *_reason_parts(SIMILAR_TO_VIEWED),  # 6, 7
+    *_reason_parts(SIMILAR_TO_CART),  # 8, 9
+    *_reason_parts(SIMILAR_TO_ITEM),  # 10, 11
+    *(code.encode() for code in _CODES),  # 12 + kernel code
 ]
 _PARTS = np.frombuffer(b"".join(_JSON_PARTS), np.uint8).copy()
 _PART_START = np.array([0, *np.cumsum([len(p) for p in _JSON_PARTS]).tolist()], dtype=np.int64)
@@ -146,8 +162,8 @@ def compile_version(
     n = table.n_items
     ids = table.item_ids.tolist()
     lists = [similar.get(i) for i in ids]
-    if any(c is None for c in lists):
-        return None
+    if any(c is None for c in lists) or len(table.index) != n:
+        return None  # (a repeated id: the general path's index keeps its last row)
     raw = [str(i).encode() for i in ids]
     built_at = time.time() if built_at is None else built_at
     created_at = table.created_at.astype(np.float64, copy=False)
@@ -359,49 +375,53 @@ def _lookup(
 
 @_inline
 def _parse_float(buf: np.ndarray, a: int, b: int) -> float:
-    """A decimal number written by Python's repr (sign, digits, point, exponent); NaN when
-    it is not one."""
+    """The decimal number ``buf[a:b]`` (sign, digits, point, exponent) exactly as Python's
+    ``float()`` reads it, when that takes one rounding: at most 2**53 as an integer
+    mantissa and a power of ten up to 22 (the store writes timestamps with 6 decimals:
+    16 digits until the year 2255). NaN otherwise, or when it is not a number."""
     i = a
-    sign = 1.0
+    negative = False
     if i < b and (buf[i] == 45 or buf[i] == 43):  # - +
-        sign = -1.0 if buf[i] == 45 else 1.0
+        negative = buf[i] == 45
         i += 1
-    mant = 0.0
+    mant = 0
     digits = 0
     scale = 0
     while i < b and 48 <= buf[i] <= 57:
-        mant = mant * 10.0 + (buf[i] - 48)
+        mant = mant * 10 + (buf[i] - 48)
         digits += 1
         i += 1
     if i < b and buf[i] == 46:  # .
         i += 1
         while i < b and 48 <= buf[i] <= 57:
-            mant = mant * 10.0 + (buf[i] - 48)
+            mant = mant * 10 + (buf[i] - 48)
             digits += 1
             scale -= 1
             i += 1
-    if digits == 0:
+    if digits == 0 or digits > 18:  # (more than 18 digits could overflow the mantissa)
         return np.nan
     if i < b and (buf[i] == 101 or buf[i] == 69):  # e E
         i += 1
-        esign = 1
+        e_negative = False
         if i < b and (buf[i] == 45 or buf[i] == 43):
-            esign = -1 if buf[i] == 45 else 1
+            e_negative = buf[i] == 45
             i += 1
         e = 0
-        ed = 0
-        while i < b and 48 <= buf[i] <= 57:
+        e_digits = 0
+        while i < b and 48 <= buf[i] <= 57 and e_digits < 4:
             e = e * 10 + (buf[i] - 48)
-            ed += 1
+            e_digits += 1
             i += 1
-        if ed == 0:
+        if e_digits == 0:
             return np.nan
-        scale += esign * e
-    if i != b or digits > 17:
-        return np.nan  # more digits than a double holds exactly: let Python parse it
-    if scale >= 0:
-        return sign * mant * 10.0**scale
-    return sign * mant / 10.0 ** (-scale)
+        scale += -e if e_negative else e
+    if i != b or mant > 2**53 or scale > 22 or scale < -22:
+        return np.nan
+    value = float(mant) * _POW10[scale] if scale >= 0 else float(mant) / _POW10[-scale]
+    return -value if negative else value
+
+
+_POW10 = np.array([10.0**k for k in range(23)])  # exact: every 10**k up to 1e22 is a double
 
 
 @_inline
@@ -701,7 +721,7 @@ def _answer(
             w += 1
         item = p_items[pos]
         score = 1.0 + max(p_score[pos], 0.0)
-        if not score < 1e12:
+        if not score < 1e9:  # (larger: repr's digits differ from the fixed-point ones)
             return fail
         w = _put(out, w, parts, part_start[0], part_start[1])
         w = _put(out, w, esc, esc_start[item], esc_start[item + 1])
@@ -712,15 +732,14 @@ def _answer(
         code = _FOR_YOU if k < 0 else seed_code[k]
         if code == _FOR_YOU:
             w = _put(out, w, parts, part_start[5], part_start[6])
-        else:
+        else:  # the sentence around the seed's id
             s = seed_item[k]
-            lead = 6 if code == _VIEWED else (7 if code == _CART else 9)
+            lead = 4 + 2 * code
             w = _put(out, w, parts, part_start[lead], part_start[lead + 1])
             w = _put(out, w, esc, esc_start[s], esc_start[s + 1])
-            if code == _CART:
-                w = _put(out, w, parts, part_start[8], part_start[9])
+            w = _put(out, w, parts, part_start[lead + 1], part_start[lead + 2])
         w = _put(out, w, parts, part_start[3], part_start[4])
-        w = _put(out, w, parts, part_start[10 + code], part_start[11 + code])
+        w = _put(out, w, parts, part_start[12 + code], part_start[13 + code])
         w = _put(out, w, parts, part_start[4], part_start[5])
     out[w] = 93  # ]
     w += 1
@@ -761,7 +780,6 @@ def warm_up() -> None:
 
 
 __all__ = [
-    "CONTEXTS",
     "CompiledConfig",
     "CompiledVersion",
     "answer",

@@ -190,6 +190,12 @@ def decode_ranked_compiled(payload: np.ndarray) -> tuple[np.ndarray, np.ndarray]
     return items, scores
 
 
+def encode_activity(ts: float, event_type: str, item_id: str) -> str:
+    """One recent-activity entry: the timestamp with 6 decimals (microseconds; compiled
+    code reads that back exactly, see ``serving.fastpath``), the event type, the item."""
+    return f"{ts:.6f}{SEP}{event_type}{SEP}{item_id}"
+
+
 def decode_ranked(payload: bytes | None) -> Candidates:
     """Decode a ranked list; ``None`` (missing key) gives an empty list."""
     if not payload:
@@ -329,7 +335,7 @@ class RawCustomer(NamedTuple):
 
     version: str
     candidates: bytes | None  # the encoded ranked list (None: no candidates)
-    recent: list[bytes]  # recent-activity entries, newest first: ts SEP event type SEP item
+    recent: list[bytes]  # activity, newest first: ts (6 decimals) SEP event type SEP item
     cart: list[bytes]  # item ids
     bought: list[bytes]  # item id, purchase ts, item id, ts, ...
     mailed: list[bytes]  # send member, ts, ...
@@ -431,7 +437,7 @@ class _StoreBase:
                 raise ValueError("ts must be a finite epoch timestamp")
             k_recent = self._k_state(cid, "r")
             cmds += [
-                _cmd("lpush", k_recent, f"{ev.ts!r}{SEP}{etype}{SEP}{item}"),
+                _cmd("lpush", k_recent, encode_activity(ev.ts, etype, item)),
                 _cmd("ltrim", k_recent, 0, cfg.recent_cap - 1),
                 _cmd("expire", k_recent, cfg.state_ttl_s),
             ]

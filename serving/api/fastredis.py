@@ -61,6 +61,9 @@ class _Protocol(asyncio.Protocol):
         """Send ``packed`` (``n`` commands); the future gets their replies."""
         loop = asyncio.get_running_loop()
         fut: asyncio.Future[list[Any]] = loop.create_future()
+        if self.closed:  # lost between the caller's check and now: nothing will answer
+            fut.set_exception(redis.exceptions.ConnectionError("Redis connection lost"))
+            return fut
         self.pending.append((fut, n, [], loop.time() + self.timeout))
         self.queue(packed)
         if self.watchdog is None:
@@ -69,7 +72,10 @@ class _Protocol(asyncio.Protocol):
 
     def watch(self) -> None:
         self.watchdog = None
-        if self.closed or not self.pending:
+        if self.closed:
+            self._fail(redis.exceptions.ConnectionError("Redis connection lost"))
+            return
+        if not self.pending:
             return
         loop = asyncio.get_running_loop()
         if loop.time() > self.pending[0][3]:

@@ -415,7 +415,11 @@ class RecommendationService:
             return
         # every similar list is in memory: compile the version for the storefront's path
         cached = self._similar.get(version, {})
-        compiled = await asyncio.to_thread(fastpath.compile_version, table, cached, self.config)
+        try:
+            compiled = await asyncio.to_thread(fastpath.compile_version, table, cached, self.config)
+        except Exception:  # the general path still answers: say so, do not fail
+            log.exception("could not compile version %s for the storefront's fast path", version)
+            return
         if compiled is not None and version in self._bundles:
             self._compiled[version] = compiled
             # the cached lists become views on the compiled matrix: one copy in memory
@@ -429,7 +433,12 @@ class RecommendationService:
         if not cap:
             return
         if self._similar_count + len(item_ids) > cap:
-            self._similar, self._similar_count = {}, 0
+            # over the cap: drop the other versions' lists first (the version loading now
+            # must keep all of its own to be compiled), then everything
+            mine = self._similar.get(version, {})
+            self._similar, self._similar_count = {version: mine}, len(mine)
+            if self._similar_count + len(item_ids) > cap:
+                self._similar, self._similar_count = {}, 0
         cache = self._similar.setdefault(version, {})
         before = len(cache)
         cache.update(zip(item_ids, lists, strict=True))

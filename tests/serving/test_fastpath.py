@@ -15,7 +15,7 @@ import pytest
 from serving import fastpath
 from serving.api.deps import items_json
 from serving.rerank import Fallback, RerankConfig, RerankRequest, rerank, session_seeds
-from serving.store import SEP, _customer_view, encode_ranked
+from serving.store import SEP, _customer_view, encode_activity, encode_ranked
 from serving.types import Candidates, ItemTable
 
 NOW = 1_700_000_000.0
@@ -68,7 +68,9 @@ def one_case(rng: np.random.Generator, table: ItemTable, config: RerankConfig) -
         return [names[int(i)] for i in rng.integers(0, n, count)]
 
     recent = [
-        f"{NOW - float(rng.random() * 4 * 3600)!r}{SEP}{rng.choice(EVENTS)}{SEP}{item}".encode()
+        encode_activity(
+            NOW - float(rng.random() * 4 * 3600), str(rng.choice(EVENTS)), item
+        ).encode()
         for item in some(int(rng.integers(0, 6)))
     ]
     cart = sorted(set(some(int(rng.integers(0, 3)))), key=lambda _: rng.random())
@@ -177,9 +179,20 @@ def test_declines_what_it_does_not_handle() -> None:
     assert fastpath.answer(compiled, cc, base, payload, [], [b"nope"], [], table.index) is None
     on_screen = RerankRequest(now=NOW, n=5, context="product", item_id="nope")
     assert fastpath.answer(compiled, cc, on_screen, payload, [], [], [], table.index) is None
-    # a malformed activity entry
+    # a malformed activity entry, and one whose timestamp needs more than one rounding to
+    # read (repr's 17 digits: the store writes 6 decimals)
     bad = [f"soon{SEP}view{SEP}sku3".encode()]
     assert fastpath.answer(compiled, cc, base, payload, bad, [], [], table.index) is None
+    long = [f"1761088697.3443801{SEP}view{SEP}sku3".encode()]
+    assert fastpath.answer(compiled, cc, base, payload, long, [], [], table.index) is None
+    short = [encode_activity(1761088697.3443801, "view", "sku3").encode()]
+    assert fastpath.answer(compiled, cc, base, payload, short, [], [], table.index) is not None
+    # a catalog that repeats an id
+    twice = catalog(np.random.default_rng(2), 4)
+    twice.item_ids[3] = twice.item_ids[0]
+    twice.index.clear()
+    twice.index.update({str(x): i for i, x in enumerate(twice.item_ids.tolist())})
+    assert fastpath.compile_version(twice, similar_lists(rng, twice), config) is None
     # requests and configs for the general path
     assert not fastpath.eligible(RerankRequest(now=NOW, context="email"), cc)
     assert not fastpath.eligible(RerankRequest(now=NOW, category="A"), cc)
@@ -233,3 +246,17 @@ def test_similar_views_share_the_compiled_lists() -> None:
         assert views[name].scores.tolist() == lists.scores.tolist()
         assert views[name].items.dtype == np.int32 and views[name].scores.dtype == np.float32
         assert len(views[name]) == 0 or np.shares_memory(views[name].items, compiled.sim_items)
+
+
+def test_timestamps_are_read_exactly_as_python_reads_them() -> None:
+    rng = np.random.default_rng(5)
+    for ts in [*(1.0e9 + rng.random(5000) * 1.0e9), 0.0, 1e-6, 12.5, 1761088697.3443801]:
+        text = encode_activity(float(ts), "view", "x").split(SEP)[0]
+        buf = np.frombuffer(text.encode(), np.uint8)
+        assert fastpath._parse_float(buf, 0, buf.size) == float(text)
+    for text in ["1.5e3", "-2.25", "+7"]:
+        buf = np.frombuffer(text.encode(), np.uint8)
+        assert fastpath._parse_float(buf, 0, buf.size) == float(text)
+    for text in ["", ".", "1.2.3", "1e", "abc", "12345678901234567890", "1e400"]:
+        buf = np.frombuffer(text.encode(), np.uint8)
+        assert np.isnan(fastpath._parse_float(buf, 0, buf.size))

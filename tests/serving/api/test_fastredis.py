@@ -8,7 +8,7 @@ import pytest
 import redis
 import redis.asyncio
 
-from serving.api.fastredis import FastRedis
+from serving.api.fastredis import FastRedis, _Protocol
 
 
 def test_same_replies_as_redis_py(redis_url: str, redis_prefix: str) -> None:
@@ -102,5 +102,18 @@ def test_a_server_that_stops_answering_times_out_and_the_next_call_reconnects() 
             await _get(fast, "k")
         assert len(connections) == 2  # the stuck connection was dropped, not reused
         server.close()
+
+    asyncio.run(main())
+
+
+def test_a_closed_connection_fails_new_calls_at_once() -> None:
+    """A call that reaches a connection already lost gets ConnectionError, never a hang."""
+
+    async def main() -> None:
+        proto = _Protocol(timeout=5.0)
+        proto.abort(redis.exceptions.ConnectionError("gone"))
+        waiting = proto.wait(b"*1\r\n$4\r\nPING\r\n", 1)
+        with pytest.raises(redis.exceptions.ConnectionError):
+            await asyncio.wait_for(waiting, 1.0)
 
     asyncio.run(main())
