@@ -517,60 +517,162 @@ def _answer(
     c_items, c_scores = decode_ranked_compiled(np.frombuffer(candidates, np.uint8))
     if c_items.shape[0] and c_items[0] < 0:
         return fail  # not a payload this code knows
-    rec = np.frombuffer(recent, np.uint8)
-    crt = np.frombuffer(cart, np.uint8)
-    buy = np.frombuffer(bought, np.uint8)
+    cart_idx = _cart(np.frombuffer(cart, np.uint8), ids, id_start, slots)
+    if cart_idx.shape[0] and cart_idx[0] < 0:
+        return fail  # an item this version does not know
+    o_item, o_weight, o_code = _offers(
+        np.frombuffer(recent, np.uint8),
+        cart_idx,
+        product,
+        context,
+        now,
+        ids,
+        id_start,
+        slots,
+        params,
+        event_names,
+        event_start,
+        event_weight,
+    )
+    if o_item.shape[0] and o_item[0] < 0:
+        return fail  # an item this version does not know, or not an entry of the store's
+    u_item, u_weight, u_code = _strongest(o_item, o_weight, o_code, max_seeds)
+    s_items, s_scores, s_starts, seed_item = _gather(u_item, sim_items, sim_scores, sim_len)
+    used = np.nonzero(sim_len[u_item] > 0)[0]
+    if c_items.shape[0] == 0 and used.shape[0] == 0:
+        return fail  # nothing personal: the cold-start chain
+    banned = _bans(
+        drop,
+        cart_idx if (cart_banned >> context) & 1 else cart_idx[:0],
+        np.frombuffer(bought, np.uint8),
+        ids,
+        id_start,
+        slots,
+        repeatable,
+        repeatable_codes,
+        category,
+    )
+    p_items, p_score, p_seed, chosen = kernels.personal_top(
+        c_items,
+        c_scores,
+        s_items,
+        s_scores,
+        s_starts,
+        u_weight[used],
+        params[0],
+        params[1],
+        created_at,
+        maybe_new,
+        now - params[6],
+        params[7],
+        promoted,
+        params[8],
+        in_stock,
+        banned,
+        category,
+        n_codes,
+        n,
+        cap,
+    )
+    if chosen.shape[0] < n:
+        return fail  # the cold-start chain tops it up: the general path
+    return _write(
+        out,
+        chosen,
+        p_items,
+        p_score,
+        p_seed,
+        seed_item,
+        u_code[used],
+        esc,
+        esc_start,
+        parts,
+        part_start,
+    )
 
-    # -- session seeds: the product on screen, the cart, recent activity -------------------
-    cap_offers = 1 + crt.shape[0] // 2 + 1 + rec.shape[0] // 4 + 1
-    o_item = np.empty(cap_offers, np.int64)
-    o_weight = np.empty(cap_offers)
-    o_code = np.empty(cap_offers, np.int64)
-    m = 0
-    if product >= 0:
-        o_item[m], o_weight[m], o_code[m] = product, params[5], _ITEM
-        m += 1
-    cart_idx = np.empty(crt.shape[0] // 2 + 1, np.int64)
-    n_cart = 0
+
+@_inline
+def _each_line(buf: np.ndarray) -> np.ndarray:
+    """Where each newline-separated entry of ``buf`` starts and ends: (n, 2) int64."""
+    n = 1 if buf.shape[0] else 0
+    for i in range(buf.shape[0]):
+        if buf[i] == _NL:
+            n += 1
+    bounds = np.empty((n, 2), np.int64)
     a = 0
-    while a < crt.shape[0]:
+    for k in range(n):
         b = a
-        while b < crt.shape[0] and crt[b] != _NL:
+        while b < buf.shape[0] and buf[b] != _NL:
             b += 1
-        idx = _lookup(crt, a, b, ids, id_start, slots)
+        bounds[k, 0], bounds[k, 1] = a, b
+        a = b + 1
+    return bounds
+
+
+@_inline
+def _cart(crt: np.ndarray, ids: np.ndarray, id_start: np.ndarray, slots: np.ndarray) -> np.ndarray:
+    """The cart's item indices in id order (the general path sorts the cart by id); [-1]
+    when an item is unknown."""
+    lines = _each_line(crt)
+    cart_idx = np.empty(lines.shape[0], np.int64)
+    for n_cart in range(lines.shape[0]):
+        idx = _lookup(crt, lines[n_cart, 0], lines[n_cart, 1], ids, id_start, slots)
         if idx < 0:
-            return fail
-        # insertion into id order (the general path sorts the cart by id)
-        j = n_cart
+            return np.full(1, -1, np.int64)
+        j = n_cart  # insertion into id order
         while j > 0 and _id_less(ids, id_start, idx, cart_idx[j - 1]):
             cart_idx[j] = cart_idx[j - 1]
             j -= 1
         cart_idx[j] = idx
-        n_cart += 1
-        a = b + 1
+    return cart_idx
+
+
+@_inline
+def _offers(
+    rec: np.ndarray,
+    cart_idx: np.ndarray,
+    product: int,
+    context: int,
+    now: float,
+    ids: np.ndarray,
+    id_start: np.ndarray,
+    slots: np.ndarray,
+    params: np.ndarray,
+    event_names: np.ndarray,
+    event_start: np.ndarray,
+    event_weight: np.ndarray,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Seed offers (item, weight, code) as :func:`serving.rerank.session_seeds` makes them:
+    the product on screen, the cart, then recent activity weighted by event type and
+    recency. Item [-1] when an entry is malformed or its item unknown."""
+    lines = _each_line(rec)
+    size = 1 + cart_idx.shape[0] + lines.shape[0]
+    o_item = np.empty(size, np.int64)
+    o_weight = np.empty(size)
+    o_code = np.empty(size, np.int64)
+    fail = (np.full(1, -1, np.int64), o_weight[:1], o_code[:1])
+    m = 0
+    if product >= 0:
+        o_item[m], o_weight[m], o_code[m] = product, params[5], _ITEM
+        m += 1
     cart_weight = params[4] if context == 2 else params[3]
-    for j in range(n_cart):
+    for j in range(cart_idx.shape[0]):
         o_item[m], o_weight[m], o_code[m] = cart_idx[j], cart_weight, _CART
         m += 1
     half_life = params[2]
-    a = 0
-    while a < rec.shape[0]:
-        b = a
-        while b < rec.shape[0] and rec[b] != _NL:
-            b += 1
-        s1 = a
+    for line in range(lines.shape[0]):
+        a, b = lines[line, 0], lines[line, 1]
+        s1 = a  # ts SEP event type SEP item
         while s1 < b and rec[s1] != _SEP:
             s1 += 1
         s2 = s1 + 1
         while s2 < b and rec[s2] != _SEP:
             s2 += 1
         if s2 >= b:
-            return fail  # not an entry of the store's format
-        ts = _parse_float(rec, a, s1)
-        if np.isnan(ts):
             return fail
+        ts = _parse_float(rec, a, s1)
         idx = _lookup(rec, s2 + 1, b, ids, id_start, slots)
-        if idx < 0:
+        if np.isnan(ts) or idx < 0:
             return fail
         weight = 0.0
         for t in range(event_weight.shape[0]):
@@ -587,8 +689,16 @@ def _answer(
         age = max(now - ts, 0.0)
         o_item[m], o_weight[m], o_code[m] = idx, weight * 0.5 ** (age / half_life), _VIEWED
         m += 1
-        a = b + 1
-    # one offer per item (its strongest; the first on a tie), in order of first offer
+    return o_item[:m], o_weight[:m], o_code[:m]
+
+
+@_inline
+def _strongest(
+    o_item: np.ndarray, o_weight: np.ndarray, o_code: np.ndarray, max_seeds: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """One seed per item (its strongest positive offer; the first on a tie), the strongest
+    ``max_seeds`` first (ties in order of first offer)."""
+    m = o_item.shape[0]
     u_item = np.empty(m, np.int64)
     u_weight = np.empty(m)
     u_code = np.empty(m, np.int64)
@@ -607,25 +717,29 @@ def _answer(
         elif u_weight[found] < o_weight[i]:
             u_weight[found], u_code[found] = o_weight[i], o_code[i]
     order = np.argsort(-u_weight[:k], kind="mergesort")[:max_seeds]
+    return u_item[order], u_weight[order], u_code[order]
 
-    # -- the seeds' similar lists (those that have one) ------------------------------------
-    n_used = 0
+
+@_inline
+def _gather(
+    seeds: np.ndarray, sim_items: np.ndarray, sim_scores: np.ndarray, sim_len: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """The similar lists of the seeds that have one, concatenated (items, scores, starts)
+    as :func:`serving.kernels.personal_top` takes them, and those seeds' items."""
     total = 0
-    for j in order:
-        length = sim_len[u_item[j]]
-        if length > 0:
+    n_used = 0
+    for j in range(seeds.shape[0]):
+        if sim_len[seeds[j]] > 0:
+            total += sim_len[seeds[j]]
             n_used += 1
-            total += length
     s_items = np.empty(total, np.int64)
     s_scores = np.empty(total)
     s_starts = np.zeros(n_used + 1, np.int64)
-    s_weights = np.empty(n_used)
     seed_item = np.empty(n_used, np.int64)
-    seed_code = np.empty(n_used, np.int64)
     u = 0
     at = 0
-    for j in order:
-        row = u_item[j]
+    for j in range(seeds.shape[0]):
+        row = seeds[j]
         length = sim_len[row]
         if length <= 0:
             continue
@@ -634,74 +748,66 @@ def _answer(
             s_scores[at + e] = sim_scores[row, e]
         at += length
         s_starts[u + 1] = at
-        s_weights[u] = u_weight[j]
         seed_item[u] = row
-        seed_code[u] = u_code[j]
         u += 1
-    if c_items.shape[0] == 0 and n_used == 0:
-        return fail
+    return s_items, s_scores, s_starts, seed_item
 
-    # -- banned: bought (unless repeatable), the cart (by context), the request's drops --
-    n_buy = 0
-    for i in range(buy.shape[0]):
-        if buy[i] == _NL:
-            n_buy += 1
-    ban = np.empty(drop.shape[0] + n_cart + n_buy // 2 + 1, np.int64)
+
+@_inline
+def _bans(
+    drop: np.ndarray,
+    cart_idx: np.ndarray,
+    buy: np.ndarray,
+    ids: np.ndarray,
+    id_start: np.ndarray,
+    slots: np.ndarray,
+    repeatable: np.ndarray,
+    repeatable_codes: np.ndarray,
+    category: np.ndarray,
+) -> np.ndarray:
+    """The sorted indices never to show, as :func:`serving.rerank._banned` makes them: the
+    request's drops, the (banned) cart, and what was bought unless repeatable (the
+    purchases reply is item, ts, item, ts, ...; unknown items cannot match)."""
+    lines = _each_line(buy)
+    ban = np.empty(drop.shape[0] + cart_idx.shape[0] + lines.shape[0], np.int64)
     nb = 0
     for i in range(drop.shape[0]):
         ban[nb] = drop[i]
         nb += 1
-    if (cart_banned >> context) & 1:
-        for j in range(n_cart):
-            ban[nb] = cart_idx[j]
+    for j in range(cart_idx.shape[0]):
+        ban[nb] = cart_idx[j]
+        nb += 1
+    for line in range(0, lines.shape[0], 2):
+        idx = _lookup(buy, lines[line, 0], lines[line, 1], ids, id_start, slots)
+        if idx < 0 or repeatable[idx]:
+            continue
+        again = False
+        for r in range(repeatable_codes.shape[0]):
+            if repeatable_codes[r] == category[idx]:
+                again = True
+                break
+        if not again:
+            ban[nb] = idx
             nb += 1
-    a = 0
-    field = 0
-    while a < buy.shape[0]:
-        b = a
-        while b < buy.shape[0] and buy[b] != _NL:
-            b += 1
-        if field == 0:
-            idx = _lookup(buy, a, b, ids, id_start, slots)
-            if idx >= 0 and not repeatable[idx]:
-                again = False
-                code = category[idx]
-                for r in range(repeatable_codes.shape[0]):
-                    if repeatable_codes[r] == code:
-                        again = True
-                        break
-                if not again:
-                    ban[nb] = idx
-                    nb += 1
-        field ^= 1
-        a = b + 1
-    banned = np.sort(ban[:nb])
+    return np.sort(ban[:nb])
 
-    # -- pool and pick (serving.kernels), then the JSON ------------------------------------
-    p_items, p_score, p_seed, chosen = kernels.personal_top(
-        c_items,
-        c_scores,
-        s_items,
-        s_scores,
-        s_starts,
-        s_weights,
-        params[0],
-        params[1],
-        created_at,
-        maybe_new,
-        now - params[6],
-        params[7],
-        promoted,
-        params[8],
-        in_stock,
-        banned,
-        category,
-        n_codes,
-        n,
-        cap,
-    )
-    if chosen.shape[0] < n:
-        return fail  # the cold-start chain tops it up: the general path
+
+@_inline
+def _write(
+    out: np.ndarray,
+    chosen: np.ndarray,
+    p_items: np.ndarray,
+    p_score: np.ndarray,
+    p_seed: np.ndarray,
+    seed_item: np.ndarray,
+    seed_code: np.ndarray,
+    esc: np.ndarray,
+    esc_start: np.ndarray,
+    parts: np.ndarray,
+    part_start: np.ndarray,
+) -> int:
+    """The chosen items as :func:`serving.api.deps.items_json` writes them, into ``out``:
+    its length; -1 for a score repr would write differently, -2 when ``out`` is short."""
     size = 2
     for i in range(chosen.shape[0]):
         item = p_items[chosen[i]]
@@ -722,7 +828,7 @@ def _answer(
         item = p_items[pos]
         score = 1.0 + max(p_score[pos], 0.0)
         if not score < 1e9:  # (larger: repr's digits differ from the fixed-point ones)
-            return fail
+            return -1
         w = _put(out, w, parts, part_start[0], part_start[1])
         w = _put(out, w, esc, esc_start[item], esc_start[item + 1])
         w = _put(out, w, parts, part_start[1], part_start[2])
