@@ -43,6 +43,9 @@ from serving.rerank import (
     SIMILAR_TO_VIEWED,
     RerankConfig,
     RerankRequest,
+    category_cap,
+    fused_pick,
+    promoted_items,
     reason_text,
 )
 from serving.store import SEP, decode_ranked_compiled
@@ -80,8 +83,17 @@ _JSON_PARTS = [
     *_reason_parts(SIMILAR_TO_ITEM),  # 10, 11
     *(code.encode() for code in _CODES),  # 12 + kernel code
 ]
-_PARTS = np.frombuffer(b"".join(_JSON_PARTS), np.uint8).copy()
-_PART_START = np.array([0, *np.cumsum([len(p) for p in _JSON_PARTS]).tolist()], dtype=np.int64)
+
+
+def _packed(strings: Sequence[bytes]) -> tuple[np.ndarray, np.ndarray]:
+    """``strings`` concatenated (uint8; never empty) and where each starts (int64, one
+    more entry than strings: the last is the end)."""
+    starts = np.zeros(len(strings) + 1, np.int64)
+    np.cumsum([len(x) for x in strings], out=starts[1:])
+    return np.frombuffer(b"".join(strings) or b"\0", np.uint8).copy(), starts
+
+
+_PARTS, _PART_START = _packed(_JSON_PARTS)
 
 
 class CompiledVersion(NamedTuple):
@@ -117,11 +129,10 @@ class CompiledConfig(NamedTuple):
     max_seeds: int
     cart_banned: int  # bit per context code: the cart is banned there
     cap: int  # per-category cap (0: none)
-    usable: bool  # False: the config needs the general path (MMR)
 
 
 def compile_config(config: RerankConfig) -> CompiledConfig:
-    names = [t.encode() for t in config.event_weights]
+    event_names, event_start = _packed([t.encode() for t in config.event_weights])
     return CompiledConfig(
         params=np.array(
             [
@@ -137,15 +148,14 @@ def compile_config(config: RerankConfig) -> CompiledConfig:
             ],
             dtype=np.float64,
         ),
-        event_names=np.frombuffer(b"".join(names) or b"\0", np.uint8).copy(),
-        event_start=np.array([0, *np.cumsum([len(x) for x in names]).tolist()], np.int64),
+        event_names=event_names,
+        event_start=event_start,
         event_weight=np.array([config.event_weights[t] for t in config.event_weights], float),
         max_seeds=int(config.max_seeds),
         cart_banned=sum(
             1 << code for ctx, code in _CONTEXT_CODE.items() if ctx in config.cart_excluded_contexts
         ),
-        cap=config.max_per_category if config.diversity == "cap" else 0,
-        usable=config.diversity != "mmr",
+        cap=category_cap(config),
     )
 
 
@@ -178,12 +188,8 @@ def compile_version(
         sim_items[row, :m] = c.items
         sim_scores[row, :m] = c.scores
         sim_len[row] = m
-    ids_arr = np.frombuffer(b"".join(raw) or b"\0", np.uint8).copy()
-    id_start = np.array([0, *np.cumsum([len(x) for x in raw]).tolist()], np.int64)
-    esc_arr = ids_arr if esc == raw else np.frombuffer(b"".join(esc) or b"\0", np.uint8).copy()
-    esc_start = (
-        id_start if esc == raw else np.array([0, *np.cumsum([len(x) for x in esc])], np.int64)
-    )
+    ids_arr, id_start = _packed(raw)
+    esc_arr, esc_start = (ids_arr, id_start) if esc == raw else _packed(esc)
     return CompiledVersion(
         version=table.version,
         ids=ids_arr,
@@ -204,11 +210,7 @@ def compile_version(
         n_codes=len(table.categories),
         repeatable=table.repeatable,
         repeatable_codes=np.sort(rules.category_codes(table, config.repeatable_categories)),
-        promoted=(
-            np.sort(rules.indices_of(table, config.promoted))
-            if config.promoted and config.promoted_boost
-            else np.empty(0, np.int64)
-        ),
+        promoted=promoted_items(table, config),
     )
 
 
@@ -222,17 +224,10 @@ def similar_views(compiled: CompiledVersion, item_ids: Sequence[str]) -> dict[st
     }
 
 
-def eligible(request: RerankRequest, config: CompiledConfig) -> bool:
-    """Whether :func:`answer` may take ``request`` (else the general path does)."""
-    return (
-        config.usable
-        and request.context in _CONTEXT_CODE
-        and not request.category
-        and not request.exclude_categories
-        and request.price_min is None
-        and request.price_max is None
-        and request.n > 0
-    )
+def eligible(request: RerankRequest, config: RerankConfig) -> bool:
+    """Whether :func:`answer` may take ``request`` (else the general path does): a
+    storefront context and a request the general path also answers with one fused pick."""
+    return request.context in _CONTEXT_CODE and request.n > 0 and fused_pick(request, config)
 
 
 def answer(

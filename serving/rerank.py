@@ -222,7 +222,7 @@ def rerank(
     banned = _banned(table, state, request, config)
     # Fast path: the personal pool alone fills the list under the rules and diversity
     # (pool and pick in one compiled call when the request has no filters of its own).
-    fused = config.diversity != "mmr" and not _has_filters(request)
+    fused = fused_pick(request, config)
     pool, chosen = _personal(
         table, candidates, seeds, similar, request.now, config, (banned, n) if fused else None
     )
@@ -326,11 +326,6 @@ def _personal(
         s_starts = np.array(list(accumulate((len(sims.items) for _, sims in used), initial=0)))
     else:
         s_items, s_scores, s_starts = _NO_ITEMS, np.empty(0), np.zeros(1, np.int64)
-    promoted = (
-        np.sort(rules.indices_of(table, config.promoted))
-        if config.promoted and config.promoted_boost
-        else _NO_ITEMS
-    )
     args = (
         candidates.items.astype(np.int64),
         candidates.scores.astype(np.float64),
@@ -344,7 +339,7 @@ def _personal(
         _NO_BITS,  # no "may be new" bitmap: check every item's created_at
         float(now - config.new_arrival_days * rules.DAY),
         float(config.new_arrival_boost),
-        promoted,
+        promoted_items(table, config),
         float(config.promoted_boost),
     )
     if pick is None:
@@ -353,7 +348,13 @@ def _personal(
     else:
         banned, n = pick
         items, score, seed, chosen = kernels.personal_top(
-            *args, table.in_stock, banned, table.category, len(table.categories), n, _cap(config)
+            *args,
+            table.in_stock,
+            banned,
+            table.category,
+            len(table.categories),
+            n,
+            category_cap(config),
         )
     if not used:
         return _Pool(items, score), chosen
@@ -367,18 +368,27 @@ def _key(pool: _Pool, positions: np.ndarray | None = None) -> np.ndarray:
     return 1.0 + np.maximum(score, 0.0)
 
 
-def _cap(config: RerankConfig) -> int:
+def category_cap(config: RerankConfig) -> int:
     """Items per category the diversity rule allows (0: no cap)."""
     return config.max_per_category if config.diversity == "cap" else 0
 
 
-def _has_filters(request: RerankRequest) -> bool:
-    return bool(
+def fused_pick(request: RerankRequest, config: RerankConfig) -> bool:
+    """Whether the personal pool and the pick run as one compiled call: no MMR and none of
+    the request's own filters (category include/exclude, price range)."""
+    return config.diversity != "mmr" and not (
         request.category
         or request.exclude_categories
         or request.price_min is not None
         or request.price_max is not None
     )
+
+
+def promoted_items(table: ItemTable, config: RerankConfig) -> np.ndarray:
+    """Sorted indices of the promoted items that get a boost (none when no boost)."""
+    if config.promoted and config.promoted_boost:
+        return np.sort(rules.indices_of(table, config.promoted))
+    return _NO_ITEMS
 
 
 def _banned(
@@ -453,7 +463,16 @@ def _pick(
         cats = table.category[items[allowed]]
         return rules.mmr(allowed, key[allowed], cats, n, config.mmr_lambda)
     return kernels.pick(
-        order, items, table.in_stock, banned, keep, table.category, n_codes, n, _cap(config), fill
+        order,
+        items,
+        table.in_stock,
+        banned,
+        keep,
+        table.category,
+        n_codes,
+        n,
+        category_cap(config),
+        fill,
     )
 
 

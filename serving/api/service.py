@@ -155,7 +155,7 @@ class RecommendationService:
     ) -> bytes | None:
         """The compiled path's JSON items (``serving.fastpath``), None: the general path."""
         compiled = self._compiled.get(raw.version)
-        if compiled is None or not fastpath.eligible(request, self.compiled_config):
+        if compiled is None or not fastpath.eligible(request, self.config):
             return None
         return fastpath.answer(
             compiled,

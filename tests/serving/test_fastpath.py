@@ -131,7 +131,7 @@ def test_fast_path_answers_like_the_general_path(config: RerankConfig, n_items: 
     for _ in range(600):
         case = one_case(rng, table, config)
         request = case["request"]
-        assert fastpath.eligible(request, compiled_config)
+        assert fastpath.eligible(request, config)
         fast = fastpath.answer(
             compiled,
             compiled_config,
@@ -194,10 +194,10 @@ def test_declines_what_it_does_not_handle() -> None:
     twice.index.update({str(x): i for i, x in enumerate(twice.item_ids.tolist())})
     assert fastpath.compile_version(twice, similar_lists(rng, twice), config) is None
     # requests and configs for the general path
-    assert not fastpath.eligible(RerankRequest(now=NOW, context="email"), cc)
-    assert not fastpath.eligible(RerankRequest(now=NOW, category="A"), cc)
-    assert not fastpath.eligible(RerankRequest(now=NOW, price_max=3.0), cc)
-    assert not fastpath.eligible(base, fastpath.compile_config(RerankConfig(diversity="mmr")))
+    assert not fastpath.eligible(RerankRequest(now=NOW, context="email"), config)
+    assert not fastpath.eligible(RerankRequest(now=NOW, category="A"), config)
+    assert not fastpath.eligible(RerankRequest(now=NOW, price_max=3.0), config)
+    assert not fastpath.eligible(base, RerankConfig(diversity="mmr"))
     # a version whose similar lists are not all loaded is not compiled
     partial = dict(list(similar.items())[:-1])
     assert fastpath.compile_version(table, partial, config) is None
