@@ -198,12 +198,13 @@ class SourceOptions:
         )
 
     def apply_constants(self, raw: pl.DataFrame) -> pl.DataFrame:
-        """Add the ``set`` columns; a column the export already has is refused (its values
-        would be lost: map it away first)."""
-        clash = [c for c in self.constants if c in raw.columns]
+        """Add the ``set`` columns. A column the export already fills is refused (its values
+        would be lost: map it away first); one that is empty throughout (a layout's filler,
+        e.g. RetailRocket's ``channel``) is replaced."""
+        clash = [c for c in self.constants if c in raw.columns and raw[c].null_count() < raw.height]
         if clash:
             raise SourceError(
-                f"set: the source already has column(s) {clash}; map it to another name "
+                f"set: the source already fills column(s) {clash}; map it to another name "
                 "(--mapping) or drop --set"
             )
         return raw.with_columns(pl.lit(v, pl.String).alias(k) for k, v in self.constants.items())

@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import json
 from collections.abc import Iterator
+from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -244,12 +245,22 @@ def ingest(
         console.print(f"wrote {out}/events.parquet, quarantine.parquet, report.json, source.json")
 
 
+def _cell(value: object) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, datetime):
+        return value.strftime("%Y-%m-%d %H:%M:%S")  # parsed timestamps are UTC
+    return str(value)
+
+
 def _print_dry_run(preview: DryRun) -> None:
-    head = Table(title=f"first {preview.head.height} rows as read", title_justify="left")
-    for column in preview.head.columns:
+    title = f"first {preview.head.height} rows as read (parsed_timestamp in UTC)"
+    head = Table(title=title, title_justify="left")
+    shown = preview.head.select(c.name for c in preview.head if c.null_count() < c.len())
+    for column in shown.columns:
         head.add_column(column)
-    for row in preview.head.iter_rows():
-        head.add_row(*["" if v is None else str(v) for v in row])
+    for row in shown.iter_rows():
+        head.add_row(*[_cell(v) for v in row])
     console.print(head)
     reasons = Table(title="quarantine by reason", title_justify="left")
     for column in ("reason", "rows", "example"):
@@ -258,7 +269,7 @@ def _print_dry_run(preview: DryRun) -> None:
         reasons.add_row(reason, f"{rows:,}", example)
     console.print(reasons)
     info = preview.result.report.timestamps
-    order = info.get("order") or "none detected (ISO/epoch or a given format)"
+    order = info.get("order") or "no day/month order to detect (epoch, ISO 8601 or a format given)"
     console.print(f"dates: {order}; naive times read in {info.get('timezone', 'UTC')}")
     console.print("dry run: nothing written")
 

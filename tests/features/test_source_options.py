@@ -83,8 +83,10 @@ def test_constants_add_columns_and_never_overwrite_one() -> None:
     added = options.apply_constants(raw)
     assert added["event_type"].to_list() == ["purchase", "purchase"]
     assert added["channel"].to_list() == ["store", "store"]
-    with pytest.raises(SourceError, match=r"already has column\(s\) \['event_type'\]"):
+    with pytest.raises(SourceError, match=r"already fills column\(s\) \['event_type'\]"):
         options.apply_constants(added.drop("channel"))
+    empty = raw.with_columns(event_type=pl.lit(None, pl.String), channel=pl.lit(None, pl.String))
+    assert options.apply_constants(empty)["channel"].to_list() == ["store", "store"]
 
 
 def test_source_file_round_trips_the_weights(tmp_path: Path) -> None:
