@@ -29,8 +29,12 @@ class IngestReport:
     bot_customers: int = 0
     adjustments: dict[str, Any] = field(default_factory=dict)
     """Returns/cancellations applied: rows, purchases reduced/removed, quantities."""
+    timestamps: dict[str, Any] = field(default_factory=dict)
+    """How timestamps were read: ``features.timestamps.TimestampInfo`` as a dict."""
     source: str | None = None
     layout: str | None = None
+    options: dict[str, Any] = field(default_factory=dict)
+    """The source options used (``features.source_options.SourceOptions.to_dict``)."""
     timings: dict[str, float] = field(default_factory=dict)
 
     @property
@@ -88,8 +92,28 @@ class IngestReport:
             if value:
                 shown = f"{value:,.2f}" if isinstance(value, float) else f"{value:,}"
                 lines.append((f"  {key.replace('_', ' ')}", shown))
+        lines += self._timestamp_rows() + self._option_rows()
         lines.append(("accounted", "yes" if self.accounted else "NO"))
         return lines
+
+    def _timestamp_rows(self) -> list[tuple[str, str]]:
+        info = self.timestamps
+        lines = []
+        if info.get("order"):
+            dates = [f for f in info.get("formats", []) if "%H" not in f]
+            lines.append(("dates", f"{info['order']} (detected: {', '.join(dates)})"))
+        if info.get("timezone", "UTC") != "UTC":
+            lines.append(("naive times in", str(info["timezone"])))
+        if info.get("nonexistent_shifted"):
+            lines.append(("  in a DST gap (shifted)", f"{info['nonexistent_shifted']:,}"))
+        if info.get("ambiguous_earliest"):
+            lines.append(("  in a DST overlap (earlier)", f"{info['ambiguous_earliest']:,}"))
+        return lines
+
+    def _option_rows(self) -> list[tuple[str, str]]:
+        defaults = {"layout": self.layout, "timezone": "UTC"}
+        shown = {k: v for k, v in self.options.items() if v and defaults.get(k) != v}
+        return [(f"option {key}", _compact(value)) for key, value in shown.items()]
 
     def summary(self) -> str:
         """A readable multi-line summary."""
@@ -98,3 +122,10 @@ class IngestReport:
         if self.source:
             head += f": {self.source}"
         return "\n".join([head] + [f"  {label:<{width}}  {value}" for label, value in self.rows()])
+
+
+def _compact(value: Any) -> str:
+    """An option value on one line: ``a=b, c=d`` for tables."""
+    if isinstance(value, dict):
+        return ", ".join(f"{k}={v}" for k, v in value.items())
+    return str(value)

@@ -188,12 +188,17 @@ def read_raw(
     return apply_mapping(frame, mapping)
 
 
+def parse_pairs(pairs: Sequence[str], flag: str, shape: str) -> dict[str, str]:
+    """``["a=b", ...]`` (repeatable CLI flags) -> ``{"a": "b"}``; the value may hold ``=``."""
+    parsed: dict[str, str] = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key.strip() or not value.strip():
+            raise SourceError(f"{flag} {pair!r} is not of the form {shape}")
+        parsed[key.strip()] = value.strip()
+    return parsed
+
+
 def parse_mapping(pairs: Sequence[str]) -> dict[str, str]:
     """``["visitorid=customer_id", ...]`` (CLI form) -> ``{"visitorid": "customer_id"}``."""
-    mapping: dict[str, str] = {}
-    for pair in pairs:
-        raw, sep, canonical = pair.partition("=")
-        if not sep or not raw.strip() or not canonical.strip():
-            raise SourceError(f"mapping {pair!r} is not of the form raw_column=canonical_column")
-        mapping[raw.strip()] = canonical.strip()
-    return mapping
+    return parse_pairs(pairs, "mapping", "raw_column=canonical_column")

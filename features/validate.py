@@ -29,23 +29,17 @@ import polars as pl
 
 from features.report import AccountingError, IngestReport
 from features.schema import EVENT_SCHEMA, REQUIRED_EVENT_COLUMNS, EventTypes, Reason
+from features.timestamps import (
+    TIMESTAMP_FORMATS,
+    TimestampInfo,
+    complete_timestamps,
+    fast_timestamps,
+    parse_timestamps,
+)
 
 DEFAULT_ID_PATTERN = r"^[A-Za-z0-9_\-.:@/+#]+$"
 """Ids: letters, digits and ``_ - . : @ / + #``; anything else (spaces, quotes, control
 characters) is ``invalid_id``."""
-
-TIMESTAMP_FORMATS: tuple[str, ...] = (
-    "%Y-%m-%dT%H:%M:%S%.f%#z",
-    "%Y-%m-%d %H:%M:%S%.f%#z",
-    "%Y-%m-%dT%H:%M:%S%.f",
-    "%Y-%m-%d %H:%M:%S%.f",
-    "%Y-%m-%dT%H:%M%#z",
-    "%Y-%m-%dT%H:%M",
-    "%Y-%m-%d %H:%M",
-    "%Y-%m-%d",
-)
-"""Text timestamps tried in order after epoch numbers: ISO 8601 with a zone (``Z`` or an
-offset) or without one (read as UTC), ``T`` or space separated, with optional fractions."""
 
 _TS = pl.Datetime("us", "UTC")
 
@@ -77,6 +71,12 @@ class ValidationConfig:
     """Event types that need a numeric ``value`` (ratings); without one: ``unparseable_value``."""
     timestamp_formats: tuple[str, ...] = ()
     """Extra text formats tried before :data:`TIMESTAMP_FORMATS` (e.g. ``%m/%d/%Y %H:%M``)."""
+    timezone: str = "UTC"
+    """IANA time zone of naive text timestamps (epoch numbers and offsets are absolute)."""
+    detect_date_order: bool = True
+    """Without ``timestamp_formats``: read ``21-07-2015``-style dates in the day/month order
+    the values show, refusing a file where it cannot be told
+    (``features.timestamps.detect_date_order``)."""
     now: datetime | None = None
     """Reference for ``future_timestamp``; None = the wall clock at validation time."""
     future_tolerance: timedelta = timedelta(days=1)
@@ -103,80 +103,6 @@ class ValidationResult:
     events: pl.DataFrame
     quarantine: pl.DataFrame
     report: IngestReport
-
-
-# --- timestamps ----------------------------------------------------------------------------
-
-
-def _epoch_expr(numbers: pl.Expr) -> pl.Expr:
-    """Epoch numbers -> UTC datetimes; the unit (s, ms, us, ns) from the magnitude."""
-    magnitude = numbers.abs()
-    micros = (
-        pl.when(magnitude < 1e11)
-        .then(numbers * 1_000_000)
-        .when(magnitude < 1e14)
-        .then(numbers * 1_000)
-        .when(magnitude < 1e17)
-        .then(numbers)
-        .otherwise(numbers / 1_000)
-    )
-    return micros.cast(pl.Int64, strict=False).cast(_TS)
-
-
-def _fast_timestamps(raw: pl.Series) -> pl.Series:
-    """The cheap path, run on the whole column: integer epoch numbers (null elsewhere).
-
-    When every integer is in one unit's range (the usual export), one multiplication
-    converts the column; mixed units go through the per-row magnitude rule.
-    """
-    ints = raw.cast(pl.Int64, strict=False)
-    low, high = ints.min(), ints.max()
-    if low is None or high is None:
-        return ints.cast(_TS)
-    assert isinstance(low, int) and isinstance(high, int)
-    if low >= 1e11 and high < 1e14:  # all milliseconds
-        return (ints * 1_000).cast(_TS)
-    if low >= 0 and high < 1e11:  # all seconds
-        return (ints * 1_000_000).cast(_TS)
-    return ints.to_frame().select(_epoch_expr(pl.col(ints.name))).to_series()
-
-
-def _parse_text_timestamps(text: pl.Series, formats: Sequence[str]) -> pl.Series:
-    """The slow path, for the few values the integer path left: decimals, then text formats."""
-    text = text.str.strip_chars()
-    parsed = pl.select(_epoch_expr(pl.lit(text).cast(pl.Float64, strict=False))).to_series()
-    for fmt in (*formats, *TIMESTAMP_FORMATS):
-        left = parsed.is_null().arg_true()
-        if left.len() == 0:
-            break
-        attempt = text.gather(left).str.to_datetime(
-            fmt, strict=False, time_unit="us", time_zone="UTC"
-        )
-        parsed = parsed.scatter(left, attempt)
-    return parsed
-
-
-def _complete_timestamps(parsed: pl.Series, raw: pl.Series, formats: Sequence[str]) -> pl.Series:
-    """Fill what the integer path left (raw present, parsed null) from the slow path.
-
-    ``parsed`` is filled in place: pass a series nothing else holds (a fresh
-    :func:`_fast_timestamps` result), so the column is not copied.
-    """
-    todo = (parsed.is_null() & raw.is_not_null()).arg_true()
-    if todo.len() == 0:
-        return parsed
-    return parsed.scatter(todo, _parse_text_timestamps(raw.gather(todo), formats))
-
-
-def parse_timestamps(raw: pl.Series, formats: Sequence[str] = ()) -> pl.Series:
-    """Parse mixed-format timestamps to ``Datetime("us", "UTC")``; null where unparseable.
-
-    Accepts epoch seconds / milliseconds / microseconds (integers or decimals) and the text
-    formats in ``formats`` then :data:`TIMESTAMP_FORMATS`. The cheap integer path runs on the
-    whole column; each slower format runs only on the rows still unparsed.
-    """
-    raw = raw.cast(pl.String)
-    return _complete_timestamps(_fast_timestamps(raw), raw, formats).rename(raw.name)
 
 
 # --- checks --------------------------------------------------------------------------------
@@ -308,9 +234,9 @@ def _strip(col: str) -> pl.Expr:
 
 def _parse(
     frame: pl.DataFrame, config: ValidationConfig, now: datetime
-) -> tuple[pl.DataFrame, set[str]]:
+) -> tuple[pl.DataFrame, set[str], TimestampInfo]:
     """Add parsed columns (prefixed ``_``) and the reason code ``_code``; also returns the
-    canonical event types present.
+    canonical event types present and how the timestamps were read.
 
     Checks that cannot fail are skipped: a column the source does not fill (all null, e.g.
     price in RetailRocket) is not parsed.
@@ -323,8 +249,12 @@ def _parse(
     positive_quantity = [t for t in config.positive_quantity_types if t in present]
 
     raw_timestamps = frame["timestamp"]
-    timestamps = _complete_timestamps(
-        _fast_timestamps(raw_timestamps), raw_timestamps, config.timestamp_formats
+    timestamps, timestamp_info = complete_timestamps(
+        fast_timestamps(raw_timestamps),
+        raw_timestamps,
+        config.timestamp_formats,
+        timezone=config.timezone,
+        detect=config.detect_date_order,
     )
     frame = frame.with_columns(
         _event=_map_values("event_type", mapping),
@@ -384,7 +314,7 @@ def _parse(
     helpers = [
         c for c in frame.columns if c.startswith("_bad_") or c.endswith(("_missing", "_invalid"))
     ]
-    return frame.with_columns(_reason_codes(frame, checks)).drop(helpers), present
+    return frame.with_columns(_reason_codes(frame, checks)).drop(helpers), present, timestamp_info
 
 
 def _map_values(col: str, mapping: Mapping[str, str | None]) -> pl.Expr:
@@ -539,7 +469,7 @@ def validate(
             if config.drop_duplicates and rows_in
             else None
         )
-        frame, present = _parse(raw.with_row_index("row"), config, now)
+        frame, present, timestamp_info = _parse(raw.with_row_index("row"), config, now)
         timings["parse"] = time.perf_counter() - clock
         duplicates = 0
         if found is not None:
@@ -606,6 +536,7 @@ def validate(
         last_event=_iso(stats["last"]),
         bot_customers=bots,
         adjustments=adjustments,
+        timestamps=timestamp_info.to_dict(),
         timings=timings,
     )
     timings["report"] = time.perf_counter() - clock
@@ -643,6 +574,7 @@ __all__ = [
     "AccountingError",
     "IngestReport",
     "TIMESTAMP_FORMATS",
+    "TimestampInfo",
     "ValidationConfig",
     "ValidationResult",
     "parse_timestamps",

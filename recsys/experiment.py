@@ -3,8 +3,11 @@
 One file = one reproducible MLflow run::
 
     name = "als-shop"
-    [data]                  # a synthetic shop preset, or a file/folder with a layout
+    [data]                  # a synthetic shop preset, a file/folder, or an ingest folder
     synth = "tiny"          # or: path = "...", layout = "movielens", catalog = "..."
+                            # (+ the source options of `recsys ingest`: mapping, set,
+                            # timestamp_format, timezone, event_aliases, event_types)
+                            # or: ingest = "data/shop" (a `recsys ingest --out` folder)
     source = "shop"         # "shop" (positives: purchase) or "movielens" (rating_pos)
     item_features = false   # catalog -> item feature matrix (LightFM's hybrid path)
     rating_offset = 3.0     # optional: quantity = rating - 3 (see rating_strength)
@@ -48,11 +51,29 @@ from recsys.evaluation.protocol import (
 )
 
 if TYPE_CHECKING:
+    from features.source_options import SourceOptions
     from recsys.evaluation.metrics import EvaluationResult
     from recsys.models.base import RecommenderBase
 
 DATA_ROOT = Path("data")
 """Where ingested experiment data goes by default (git-ignored): data/<experiment name>/."""
+
+DATA_SOURCES: tuple[str, ...] = ("synth", "path", "ingest")
+"""``[data]`` keys naming where the data comes from (exactly one)."""
+DATA_KEYS: tuple[str, ...] = (
+    *DATA_SOURCES,
+    "source",
+    "item_features",
+    "customer_features",
+    "rating_offset",
+    "write",
+    "dir",
+    "seed",
+    "n_customers",
+    "n_items",
+    "n_events",
+)
+"""``[data]`` keys besides the source options (``features.source_options.KEYS``)."""
 
 
 # --- the spec ------------------------------------------------------------------------------
@@ -130,14 +151,12 @@ class ExperimentSpec:
     def validate(self) -> None:
         from recsys.models import MODELS
 
-        data = self.raw.get("data", {})
-        if not data.get("synth") and not data.get("path") and not data.get("events"):
-            raise ValueError(f"{self.name}: [data] needs `synth = PRESET` or `path = FILE`")
+        self.source_options()  # raises on bad [data] keys and source options
         if self.model_name not in MODELS:
             raise ValueError(
                 f"{self.name}: unknown model {self.model_name!r}; known: {', '.join(MODELS)}"
             )
-        if data.get("source", "shop") not in ("shop", "movielens"):
+        if self.data.get("source", "shop") not in ("shop", "movielens"):
             raise ValueError(f"{self.name}: data.source must be 'shop' or 'movielens'")
         self.protocol()  # raises on bad protocol values
         self.interaction_config()
@@ -167,6 +186,48 @@ class ExperimentSpec:
     def mlflow(self) -> dict[str, Any]:
         return dict(self.raw.get("mlflow", {}))
 
+    def source_options(self) -> SourceOptions | None:
+        """The ``[data]`` source options (None for ``synth`` and ``ingest`` data); raises a
+        ValueError naming the experiment for an unknown key or a bad value."""
+        from features.source_options import KEYS, SourceOptions
+
+        data = self.data
+        unknown = sorted(set(data) - set(DATA_KEYS) - set(KEYS))
+        if unknown:
+            raise ValueError(
+                f"{self.name}: unknown [data] key(s) {unknown}; known: "
+                f"{', '.join(DATA_KEYS + KEYS)}"
+            )
+        given = [k for k in DATA_SOURCES if data.get(k)]
+        if len(given) != 1:
+            raise ValueError(
+                f"{self.name}: [data] needs `synth = PRESET`, `path = FILE` or "
+                "`ingest = FOLDER`, exactly one" + (f" (it has {given})" if given else "")
+            )
+        options = {k: data[k] for k in KEYS if k in data}
+        if given[0] != "path":
+            if options:
+                raise ValueError(
+                    f"{self.name}: [data] {given[0]} takes no source options {sorted(options)} "
+                    "(they apply to `path = FILE`; an ingest folder keeps its own in "
+                    "source.json)"
+                )
+            return None
+        try:
+            return SourceOptions.from_dict(options)
+        except ValueError as error:
+            raise ValueError(f"{self.name}: [data] {error}") from None
+
+    def event_weights(self) -> dict[str, float]:
+        """Weights of the event types the data declares (``event_types``, or those recorded
+        in an ingest folder's source.json)."""
+        from features.source_options import recorded_weights
+
+        if self.data.get("ingest"):
+            return recorded_weights(self.data["ingest"])
+        options = self.source_options()
+        return options.weights if options is not None else {}
+
     def protocol(self) -> ProtocolConfig:
         source = self.data.get("source", "shop")
         overrides = dict(self.raw.get("protocol", {}))
@@ -185,7 +246,12 @@ class ExperimentSpec:
         qty = base.get("quantity_types")
         if isinstance(qty, str):  # one type, or "" for none (a tunable categorical)
             base["quantity_types"] = (qty,) if qty else ()
-        return InteractionConfig.from_dict(base) if base else InteractionConfig()
+        config = InteractionConfig.from_dict(base) if base else InteractionConfig()
+        # declared event types weigh what the data says unless [features] weights name them
+        declared = {
+            k: v for k, v in self.event_weights().items() if k not in base.get("weights", {})
+        }
+        return config.with_weights(**declared) if declared else config
 
 
 # --- data ----------------------------------------------------------------------------------
@@ -203,6 +269,8 @@ class Dataset:
     events_path: Path | None = None
     catalog_path: Path | None = None
     customers_path: Path | None = None
+    source: dict[str, Any] | None = None
+    """The source options used (an ingest folder's source.json), when known."""
 
     def fingerprint(self) -> str:
         from recsys.tracking import fingerprint_frame
@@ -228,65 +296,94 @@ def rating_strength(events: pl.DataFrame, offset: float) -> pl.DataFrame:
 def load_dataset(spec: ExperimentSpec, *, write: bool = True) -> Dataset:
     """Generate or read the experiment's data and validate it through ingestion.
 
+    ``synth``: a synthetic shop, ingested; ``path``: a file or folder, ingested with the
+    ``[data]`` source options; ``ingest``: an existing ``recsys ingest --out`` folder, read
+    as it is (events, catalog, customers, report, source.json; nothing is ingested again).
     Ingested data goes to ``data.dir`` (default ``data/<name>``) unless ``data.write =
     false`` (or ``write=False``): then nothing is written and the source is read in place.
     """
-    from features.ingest import CATALOG_FILE, CUSTOMERS_FILE, EVENTS_FILE, ingest
+    from features.ingest import CATALOG_FILE, CUSTOMERS_FILE, EVENTS_FILE, ingest, load_catalog
+    from features.source_options import SourceOptions, read_source_file
 
     data = spec.data
-    write = write and bool(data.get("write", True))
-    out_dir = Path(data.get("dir", DATA_ROOT / spec.name)) if write else None
-    layout = data.get("layout", "canonical")
-    catalog = data.get("catalog")
-    customers = data.get("customers")
-    if data.get("synth"):
-        from features.synth import SynthConfig, generate, write_shop
-
-        sizes = ("seed", "n_customers", "n_items", "n_events")
-        overrides = {k: data[k] for k in sizes if k in data}
-        config = SynthConfig.preset(data["synth"], **overrides)
-        raw_dir = (out_dir or DATA_ROOT / spec.name) / "raw"
-        files = write_shop(generate(config), raw_dir)
-        source: Path = files["events"]
-        catalog, customers = files.get("catalog"), files.get("customers")
+    options = spec.source_options()
+    if data.get("ingest"):
+        dataset = read_ingest_folder(Path(data["ingest"]), spec.name)
     else:
-        source = Path(data["path"])
-        if not source.exists():
-            raise FileNotFoundError(f"{spec.name}: data.path not found: {source}")
-    options = {k: data[k] for k in ("rating_threshold",) if k in data}
-    result = ingest(
-        source,
-        layout=layout,
-        catalog=catalog,
-        customers=customers,
-        out_dir=out_dir,
-        **options,
-    )
-    events = result.events
-    if data.get("rating_offset") is not None:
-        events = rating_strength(events, float(data["rating_offset"]))
-    cat_frame = cust_frame = None
-    if out_dir is not None and (out_dir / CATALOG_FILE).exists():
-        cat_frame = pl.read_parquet(out_dir / CATALOG_FILE)
-    if out_dir is not None and (out_dir / CUSTOMERS_FILE).exists():
-        cust_frame = pl.read_parquet(out_dir / CUSTOMERS_FILE)
-    if cat_frame is None and catalog is not None:
-        from features.ingest import load_catalog
+        write = write and bool(data.get("write", True))
+        out_dir = Path(data.get("dir", DATA_ROOT / spec.name)) if write else None
+        if data.get("synth"):
+            from features.synth import SynthConfig, generate, write_shop
 
-        cat_frame = load_catalog(catalog)
+            sizes = ("seed", "n_customers", "n_items", "n_events")
+            overrides = {k: data[k] for k in sizes if k in data}
+            config = SynthConfig.preset(data["synth"], **overrides)
+            raw_dir = (out_dir or DATA_ROOT / spec.name) / "raw"
+            files = write_shop(generate(config), raw_dir)
+            source: Path = files["events"]
+            catalog, customers = files.get("catalog"), files.get("customers")
+            options = SourceOptions(
+                catalog=None if catalog is None else str(catalog),
+                customers=None if customers is None else str(customers),
+            )
+        else:
+            assert options is not None
+            source = Path(data["path"])
+            if not source.exists():
+                raise FileNotFoundError(f"{spec.name}: data.path not found: {source}")
+        result = ingest(source, options, out_dir=out_dir)
+        cat_frame = cust_frame = None
+        if out_dir is not None and (out_dir / CATALOG_FILE).exists():
+            cat_frame = pl.read_parquet(out_dir / CATALOG_FILE)
+        if out_dir is not None and (out_dir / CUSTOMERS_FILE).exists():
+            cust_frame = pl.read_parquet(out_dir / CUSTOMERS_FILE)
+        if cat_frame is None and options.catalog is not None:
+            cat_frame = load_catalog(options.catalog)
+        dataset = Dataset(
+            events=result.events,
+            catalog=cat_frame,
+            customers=cust_frame,
+            report=result.report.to_dict(),
+            data_dir=out_dir if out_dir is not None else source.parent,
+            events_path=(out_dir / EVENTS_FILE) if out_dir is not None else source,
+            catalog_path=(out_dir / CATALOG_FILE)
+            if out_dir is not None and cat_frame is not None
+            else (Path(options.catalog) if options.catalog else None),
+            customers_path=(out_dir / CUSTOMERS_FILE)
+            if out_dir is not None and cust_frame is not None
+            else None,
+            source=read_source_file(out_dir)
+            if out_dir is not None
+            else {"source": str(source), "options": options.to_dict()},
+        )
+    if data.get("rating_offset") is not None:
+        dataset.events = rating_strength(dataset.events, float(data["rating_offset"]))
+    return dataset
+
+
+def read_ingest_folder(folder: Path, name: str = "experiment") -> Dataset:
+    """A ``recsys ingest --out`` folder as a :class:`Dataset`, without ingesting again."""
+    from features.ingest import CATALOG_FILE, CUSTOMERS_FILE, EVENTS_FILE, REPORT_FILE
+    from features.source_options import read_source_file
+
+    events_path = folder / EVENTS_FILE
+    if not events_path.exists():
+        raise FileNotFoundError(
+            f"{name}: data.ingest {folder} holds no {EVENTS_FILE}: run "
+            f"`recsys ingest FILE --out {folder}` first"
+        )
+    catalog_path, customers_path = folder / CATALOG_FILE, folder / CUSTOMERS_FILE
+    report_path = folder / REPORT_FILE
     return Dataset(
-        events=events,
-        catalog=cat_frame,
-        customers=cust_frame,
-        report=result.report.to_dict(),
-        data_dir=out_dir if out_dir is not None else source.parent,
-        events_path=(out_dir / EVENTS_FILE) if out_dir is not None else source,
-        catalog_path=(out_dir / CATALOG_FILE)
-        if out_dir is not None and cat_frame is not None
-        else (Path(catalog) if catalog else None),
-        customers_path=(out_dir / CUSTOMERS_FILE)
-        if out_dir is not None and cust_frame is not None
-        else None,
+        events=pl.read_parquet(events_path),
+        catalog=pl.read_parquet(catalog_path) if catalog_path.exists() else None,
+        customers=pl.read_parquet(customers_path) if customers_path.exists() else None,
+        report=json.loads(report_path.read_text()) if report_path.exists() else {},
+        data_dir=folder,
+        events_path=events_path,
+        catalog_path=catalog_path if catalog_path.exists() else None,
+        customers_path=customers_path if customers_path.exists() else None,
+        source=read_source_file(folder),
     )
 
 

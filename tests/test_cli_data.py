@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 import polars as pl
+from click.testing import Result
 from typer.testing import CliRunner
 
 from recsys.cli import app
@@ -127,3 +128,110 @@ def test_synth_ingest_build_retailrocket(tmp_path: Path) -> None:
     assert meta["nnz"] > 0 and meta["config"]["min_item_support"] == 2
     result = runner.invoke(app, ["synth", "--size", "huge", "--out", str(shop)])
     assert result.exit_code == 2 and "unknown size" in result.output
+
+
+# --- source options ------------------------------------------------------------------------
+
+SHOPS = FIXTURES / "shops"
+GROCERY_FLAGS = [
+    "--mapping",
+    "Member_number=customer_id",
+    "--mapping",
+    "Date=timestamp",
+    "--mapping",
+    "itemDescription=item_id",
+    "--set",
+    "event_type=purchase",
+]
+
+
+def test_ingest_grocery_orders_with_a_constant_event_type(tmp_path: Path) -> None:
+    out = tmp_path / "grocery"
+    args = ["ingest", str(SHOPS / "grocery_orders.csv"), *GROCERY_FLAGS, "--out", str(out)]
+    result = runner.invoke(app, args)
+    assert result.exit_code == 0, result.output
+    assert "day-first" in result.output and "event_type=purchase" in result.output
+    report = json.loads((out / "report.json").read_text())
+    assert report["accounted"] and report["rows_in"] == 634
+    assert "unparseable_timestamp" not in report["by_reason"]
+    assert "missing_event_type" not in report["by_reason"]
+    assert report["timestamps"]["order"] == "day-first"
+    source = json.loads((out / "source.json").read_text())
+    assert source["options"]["mapping"]["Date"] == "timestamp"
+
+
+def test_dry_run_writes_nothing(tmp_path: Path) -> None:
+    before = sorted(SHOPS.iterdir())
+    result = runner.invoke(
+        app, ["ingest", str(SHOPS / "grocery_orders.csv"), *GROCERY_FLAGS, "--dry-run"]
+    )
+    assert result.exit_code == 0, result.output
+    assert "first 10 rows as read" in result.output and "quarantine by reason" in result.output
+    assert "missing_item_id" in result.output and "dates: day-first" in result.output
+    assert "nothing written" in result.output
+    assert sorted(SHOPS.iterdir()) == before
+    out = tmp_path / "not-written"
+    args = [
+        "ingest",
+        str(SHOPS / "grocery_orders.csv"),
+        *GROCERY_FLAGS,
+        "--dry-run",
+        "-o",
+        str(out),
+    ]
+    assert runner.invoke(app, args).exit_code == 0
+    assert not out.exists()
+
+
+def test_declared_event_types_reach_build(tmp_path: Path) -> None:
+    events = tmp_path / "events.csv"
+    events.write_text(
+        "customer_id,item_id,action,timestamp\n"
+        "c1,i1,wish,2024-01-01T00:00:00Z\n"
+        "c1,i2,transaction,2024-01-02T00:00:00Z\n"
+        "c2,i1,view,2024-01-03T00:00:00Z\n"
+    )
+    out = tmp_path / "shop"
+    flags = ["--mapping", "action=event_type", "--event-type", "wishlist=2.5"]
+    flags += ["--event-alias", "wish=wishlist", "--event-alias", "transaction=purchase"]
+    result = runner.invoke(app, ["ingest", str(events), *flags, "-o", str(out), "--json"])
+    assert result.exit_code == 0, result.output
+    report = json.loads((out / "report.json").read_text())
+    assert report["by_event_type"] == {"purchase": 1, "view": 1, "wishlist": 1}
+    assert json.loads((out / "source.json").read_text())["options"]["event_types"] == {
+        "wishlist": 2.5
+    }
+    result = runner.invoke(app, ["build", str(out)])
+    assert result.exit_code == 0, result.output
+    weights = json.loads((out / "matrices" / "meta.json").read_text())["config"]["weights"]
+    assert weights["wishlist"] == 2.5 and weights["purchase"] == 5.0
+    result = runner.invoke(app, ["build", str(out), "-w", "wishlist=7"])  # --weight overrides
+    assert result.exit_code == 0, result.output
+    weights = json.loads((out / "matrices" / "meta.json").read_text())["config"]["weights"]
+    assert weights["wishlist"] == 7.0
+
+
+def flat(result: Result) -> str:
+    """The output with rich's line wrapping undone."""
+    return " ".join(result.output.split())
+
+
+def test_source_option_errors_exit_2(tmp_path: Path) -> None:
+    ambiguous = tmp_path / "ambiguous.csv"
+    ambiguous.write_text("customer_id,item_id,timestamp\nc1,i1,01-02-2015\nc2,i2,03-04-2015\n")
+    base = ["ingest", str(ambiguous), "--set", "event_type=purchase"]
+    result = runner.invoke(app, [*base, "--dry-run"])
+    assert result.exit_code == 2 and "read both ways" in flat(result)
+    assert "01-02-2015" in flat(result) and "--timestamp-format" in flat(result)
+    out = tmp_path / "fixed"
+    result = runner.invoke(app, [*base, "--timestamp-format", "%d-%m-%Y", "-o", str(out)])
+    assert result.exit_code == 0, result.output
+    assert json.loads((out / "report.json").read_text())["first_event"].startswith("2015-02-01")
+    result = runner.invoke(app, [*base, "--dry-run", "--timezone", "Europe/Londn"])
+    assert result.exit_code == 2 and "unknown time zone" in flat(result)
+    result = runner.invoke(app, [*base, "--dry-run", "--set", "colour=red"])
+    assert result.exit_code == 2 and "not event columns" in flat(result)
+    result = runner.invoke(app, [*base, "--dry-run", "--event-alias", "wish"])
+    assert result.exit_code == 2 and "--event-alias 'wish'" in flat(result)
+    result = runner.invoke(app, base)
+    assert result.exit_code == 2 and "--out" in flat(result)

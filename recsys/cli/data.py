@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import json
 from collections.abc import Iterator
+from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -23,6 +24,7 @@ from rich.table import Table
 from recsys.cli import app
 
 if TYPE_CHECKING:
+    from features.ingest import DryRun
     from features.report import IngestReport
 
 console = Console()
@@ -135,13 +137,37 @@ def synth(
 @app.command()
 def ingest(
     path: Annotated[Path, typer.Argument(help="A CSV/Parquet file or a folder of them.")],
-    out: Annotated[Path, typer.Option("--out", "-o", help="Folder for the results.")],
+    out: Annotated[Path | None, typer.Option("--out", "-o", help="Folder for the results.")] = None,
     layout: Annotated[str, typer.Option(help=f"One of {', '.join(INGEST_LAYOUTS)}.")] = (
         "canonical"
     ),
     mapping: Annotated[
         list[str] | None,
         typer.Option("--mapping", "-m", help="raw_column=canonical_column (repeatable)."),
+    ] = None,
+    constants: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--set", help="column=value: a constant column, e.g. event_type=purchase (repeatable)."
+        ),
+    ] = None,
+    timestamp_format: Annotated[
+        str | None,
+        typer.Option(
+            help="strftime format (polars/chrono), e.g. %d-%m-%Y, tried before ISO 8601; "
+            "without it day-first/month-first dates are detected."
+        ),
+    ] = None,
+    timezone: Annotated[
+        str, typer.Option(help="IANA time zone of naive timestamps, e.g. Europe/London.")
+    ] = "UTC",
+    event_alias: Annotated[
+        list[str] | None,
+        typer.Option(help="raw_name=event_type, e.g. transaction=purchase (repeatable)."),
+    ] = None,
+    event_type: Annotated[
+        list[str] | None,
+        typer.Option(help="name=weight: accept an extra event type, e.g. wishlist=2.0."),
     ] = None,
     catalog: Annotated[
         Path | None, typer.Option(help="Catalog file: unknown items are quarantined.")
@@ -156,26 +182,42 @@ def ingest(
     rating_threshold: Annotated[
         float | None, typer.Option(help="MovieLens: ratings >= this are positive (4.0).")
     ] = None,
+    dry_run: Annotated[
+        bool,
+        typer.Option(
+            "--dry-run", help="Read and validate, show the first rows and reasons, write nothing."
+        ),
+    ] = False,
     json_out: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
 ) -> None:
     """Read, validate and quarantine events; write events.parquet, quarantine, report.json."""
+    from features.ingest import dry_run as run_dry
     from features.ingest import ingest as run_ingest
-    from features.layouts import get_layout
-    from features.sources import SourceError, parse_mapping
+    from features.source_options import SourceOptions
+    from features.sources import SourceError
     from features.validate import ValidationConfig
 
     if returns not in ("apply", "record"):
         raise _fail(f"--returns must be apply or record, not {returns!r}")
+    if out is None and not dry_run:
+        raise _fail("--out FOLDER is required (or pass --dry-run to write nothing)")
     try:
-        chosen = get_layout(layout)
-        column_mapping = parse_mapping(mapping or [])
-        options = {} if rating_threshold is None else {"rating_threshold": rating_threshold}
-        if options and layout != "movielens":
-            raise SourceError("--rating-threshold applies to the movielens layout only")
+        options = SourceOptions.from_cli(
+            layout=layout,
+            mapping=mapping or (),
+            constants=constants or (),
+            timestamp_format=timestamp_format,
+            timezone=timezone,
+            event_aliases=event_alias or (),
+            event_types=event_type or (),
+            catalog=catalog,
+            customers=customers,
+            rating_threshold=rating_threshold,
+        )
         config = ValidationConfig(returns=returns, max_events_per_day=max_events_per_day)  # type: ignore[arg-type]
-        with stages(3, f"reading {path.name} ({chosen.name})") as progress:
+        with stages(3 if out else 2, f"reading {path.name} ({layout})") as progress:
             labels = {
-                "read": f"reading {path.name} ({chosen.name})",
+                "read": f"reading {path.name} ({layout})",
                 "validate": "validating, deduplicating, quarantining",
                 "write": f"writing {out}",
             }
@@ -185,17 +227,11 @@ def ingest(
                     _done(progress)
                 _step(progress, labels[stage])
 
-            result = run_ingest(
-                path,
-                layout=layout,
-                mapping=column_mapping,
-                config=config,
-                catalog=catalog,
-                customers=customers,
-                out_dir=out,
-                progress=advance,
-                **options,
-            )
+            if dry_run:
+                preview = run_dry(path, options, config=config, progress=advance)
+                result = preview.result
+            else:
+                result = run_ingest(path, options, config=config, out_dir=out, progress=advance)
             _done(progress)
     except (SourceError, ValueError, OSError) as error:
         raise _fail(str(error)) from None
@@ -203,7 +239,39 @@ def ingest(
         console.print_json(json.dumps(result.report.to_dict()))
     else:
         console.print(report_table(result.report))
-        console.print(f"wrote {out}/events.parquet, quarantine.parquet, report.json")
+    if dry_run:
+        _print_dry_run(preview)
+    elif not json_out:
+        console.print(f"wrote {out}/events.parquet, quarantine.parquet, report.json, source.json")
+
+
+def _cell(value: object) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, datetime):
+        return value.strftime("%Y-%m-%d %H:%M:%S")  # parsed timestamps are UTC
+    return str(value)
+
+
+def _print_dry_run(preview: DryRun) -> None:
+    title = f"first {preview.head.height} rows as read (parsed_timestamp in UTC)"
+    head = Table(title=title, title_justify="left")
+    shown = preview.head.select(c.name for c in preview.head if c.null_count() < c.len())
+    for column in shown.columns:
+        head.add_column(column)
+    for row in shown.iter_rows():
+        head.add_row(*[_cell(v) for v in row])
+    console.print(head)
+    reasons = Table(title="quarantine by reason", title_justify="left")
+    for column in ("reason", "rows", "example"):
+        reasons.add_column(column)
+    for reason, rows, example in preview.examples.iter_rows():
+        reasons.add_row(reason, f"{rows:,}", example)
+    console.print(reasons)
+    info = preview.result.report.timestamps
+    order = info.get("order") or "no day/month order to detect (epoch, ISO 8601 or a format given)"
+    console.print(f"dates: {order}; naive times read in {info.get('timezone', 'UTC')}")
+    console.print("dry run: nothing written")
 
 
 # --- build ---------------------------------------------------------------------------------
@@ -246,6 +314,7 @@ def build(
     from features.ingest import CATALOG_FILE, CUSTOMERS_FILE, EVENTS_FILE
     from features.interactions import InteractionConfig
     from features.matrices import build_matrices
+    from features.source_options import recorded_weights
 
     events_path = data_dir / EVENTS_FILE
     if not events_path.exists():
@@ -260,8 +329,9 @@ def build(
             min_item_support=min_item_support,
             quantity_types=tuple(quantity_types or ()),
         )
-        if weight:
-            config = config.with_weights(**_parse_weights(weight))
+        recorded = recorded_weights(data_dir)  # event types declared at ingest
+        if recorded or weight:
+            config = config.with_weights(**{**recorded, **_parse_weights(weight or [])})
     except ValueError as error:
         raise _fail(str(error)) from None
     catalog_path, customers_path = data_dir / CATALOG_FILE, data_dir / CUSTOMERS_FILE
