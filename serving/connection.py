@@ -34,6 +34,8 @@ from pathlib import Path
 
 import redis
 import redis.asyncio
+from redis.backoff import NoBackoff
+from redis.retry import Retry
 
 DEFAULT_EMBEDDED_DIR = Path("~/.cache/recsys/redis")
 """Where the embedded server keeps its data unless ``RECSYS_REDIS_DIR`` says otherwise."""
@@ -78,11 +80,22 @@ def _url(socket: Path) -> str:
     return f"unix://{socket}?db=0"
 
 
+def _client(socket: Path, decode_responses: bool = False) -> redis.Redis:
+    """A client of the embedded server for managing it: no retries (redis-py retries with
+    back-off by default, seconds lost on a server that is down or shutting down)."""
+    return redis.Redis(
+        unix_socket_path=str(socket),
+        socket_timeout=5.0,
+        retry=Retry(NoBackoff(), 0),
+        decode_responses=decode_responses,
+    )
+
+
 def _ping(socket: Path) -> str:
     """``"up"``, ``"loading"`` (answering, still reading its data) or ``"down"``."""
     if not socket.exists():
         return "down"
-    client = redis.Redis(unix_socket_path=str(socket), socket_timeout=5.0)
+    client = _client(socket)
     try:
         client.ping()
         return "up"
@@ -239,7 +252,7 @@ def embedded_status(data_dir: str | Path | None = None) -> EmbeddedStatus:
     )
     if _ping(socket) != "up":
         return base
-    client = redis.Redis(unix_socket_path=str(socket), decode_responses=True)
+    client = _client(socket, decode_responses=True)
     try:
         config = client.config_get("append*")
         info = client.info()
@@ -273,7 +286,7 @@ def stop_embedded(data_dir: str | Path | None = None, timeout_s: float = 60.0) -
             if pid is not None and not _is_redis_server(pid):
                 pidfile.unlink(missing_ok=True)
             return False
-        client = redis.Redis(unix_socket_path=str(socket))
+        client = _client(socket)
         try:
             pid = int(client.info("server")["process_id"])
             client.shutdown(save=True)
