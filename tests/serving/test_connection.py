@@ -86,8 +86,12 @@ def test_kill_9_of_the_process_that_started_the_server_keeps_it(embedded_env: En
     assert output("print(connection.connect().get('k').decode())", env) == "v"
 
 
-def test_kill_9_of_redis_server_loses_nothing_acknowledged(embedded_env: Env) -> None:
+@pytest.mark.parametrize("appendfsync", ["always", "no"])
+def test_kill_9_of_redis_server_loses_nothing_acknowledged(
+    embedded_env: Env, appendfsync: str
+) -> None:
     data_dir, env = embedded_env
+    env["RECSYS_REDIS_APPENDFSYNC"] = appendfsync
     first = int(
         output(
             "c = connection.connect()\n"
@@ -97,6 +101,7 @@ def test_kill_9_of_redis_server_loses_nothing_acknowledged(embedded_env: Env) ->
             env,
         )
     )
+    assert embedded_status(data_dir).appendfsync == appendfsync
     os.kill(first, signal.SIGKILL)
     wait_gone(first)
     state = embedded_status(data_dir)
@@ -147,6 +152,11 @@ def test_stale_pid_file_of_another_process_and_dead_socket_are_replaced(tmp_path
     assert stop_embedded(data_dir) is False
 
 
-def test_a_socket_path_too_long_is_a_clear_error(tmp_path: Path) -> None:
+def test_a_socket_path_too_long_or_an_unknown_fsync_mode_is_a_clear_error(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     with pytest.raises(EmbeddedRedisError, match="RECSYS_REDIS_DIR"):
         embedded_url(tmp_path / ("d" * 120))
+    monkeypatch.setenv("RECSYS_REDIS_APPENDFSYNC", "sometimes")
+    with pytest.raises(EmbeddedRedisError, match="choose one of always, no, everysec"):
+        embedded_url(tmp_path / "r")
