@@ -17,6 +17,7 @@ from rich.console import Console
 from rich.table import Table
 
 from recsys.cli import app
+from recsys.cli.data import _fail  # the CLI's one error form: a clear message, exit code 2
 
 console = Console()
 redis_app = typer.Typer(
@@ -33,11 +34,6 @@ DataDir = Annotated[
         "else ~/.cache/recsys/redis).",
     ),
 ]
-
-
-def _fail(message: str) -> typer.Exit:
-    console.print(f"[bold red]error:[/] {message}")
-    return typer.Exit(code=2)
 
 
 def _user_url() -> str | None:
