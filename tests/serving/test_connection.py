@@ -129,8 +129,10 @@ def test_concurrent_first_starts_give_one_server(embedded_env: Env) -> None:
     assert [str(p) for p in _servers_in(data_dir)] == list(pids)
 
 
-def test_stale_pid_file_of_another_process_and_dead_socket_are_replaced(tmp_path: Path) -> None:
-    data_dir = tmp_path / "r"
+def test_stale_pid_file_of_another_process_and_dead_socket_are_replaced(
+    embedded_env: Env,
+) -> None:
+    data_dir, _ = embedded_env
     client = connect(embedded_url(data_dir))
     client.set("kept", "yes")
     pid = int(client.info("server")["process_id"])
