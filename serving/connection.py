@@ -238,7 +238,7 @@ def embedded_url(data_dir: str | Path | None = None) -> str:
         )
     if _ping(socket) == "up":
         return _url(socket)
-    path.mkdir(parents=True, exist_ok=True)
+    path.mkdir(mode=0o700, parents=True, exist_ok=True)  # the data is the user's alone
     with _start_lock(path):
         state = _ping(socket)
         if state == "loading":
