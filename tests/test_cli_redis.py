@@ -60,6 +60,9 @@ def test_status_start_stop_then_the_next_command_restarts_with_the_data(
     assert not (data_dir / "redis.pid").exists() and (data_dir / "dump.rdb").exists()
     assert "running          │ no" in recsys("redis", "status", env=env)
     assert "was not running" in recsys("redis", "stop", env=env)
+    # any command that needs Redis starts it again, on the same data
+    assert "no new events" in recsys("export-events", "--out", str(data_dir.parent), env=env)
+    assert "running          │ yes (pid" in recsys("redis", "status", env=env)
     assert python("print(connect().get('kept').decode())", env) == "across a stop"
 
 
