@@ -73,9 +73,7 @@ def check_id(value: object, what: str = "id") -> str:
     if not value:
         raise ValueError(f"{what} must not be empty")
     if len(value) > MAX_ID_LENGTH:
-        raise ValueError(
-            f"{what} has {len(value)} characters; at most {MAX_ID_LENGTH} are allowed"
-        )
+        raise ValueError(f"{what} has {len(value)} characters; at most {MAX_ID_LENGTH} are allowed")
     found = _CONTROL_RE.search(value)
     if found:
         char = found.group()
