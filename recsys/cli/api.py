@@ -146,9 +146,9 @@ async def _export(
     from rich.console import Console
     from rich.progress import Progress
 
+    from features.ids import check_id
     from serving.api.service import RecommendationService
     from serving.rerank import RerankRequest
-    from features.ids import check_id
 
     service = RecommendationService(settings)
     counts = {"customers": 0, "degraded": 0, "invalid": 0}

@@ -52,7 +52,9 @@ class MetricsMiddleware:
         finally:
             route: Any = scope.get("route")
             # the template without convertors ("{item_id}", not "{item_id:path}")
-            endpoint = getattr(route, "path_format", None) or getattr(route, "path", "unmatched")
+            endpoint = str(
+                getattr(route, "path_format", None) or getattr(route, "path", "unmatched")
+            )
             self.metrics.observe(endpoint, scope["method"], status, time.perf_counter() - start)
 
 

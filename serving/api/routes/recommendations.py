@@ -16,8 +16,7 @@ router = APIRouter(prefix="/v1", tags=["recommendations"])
 PARAMETERS = [
     deps.query_param(
         "customer_id",
-        "The shop's customer id, percent-encoded (any id: spaces, `/`, `%`, `?`, `#`, "
-        "non-ASCII).",
+        "The shop's customer id, percent-encoded (any id: spaces, `/`, `%`, `?`, `#`, non-ASCII).",
         deps.ID_SCHEMA,
         "path",
     ),

@@ -37,9 +37,7 @@ def test_csv_and_jsonl_with_recording(
     assert "control character U+0009" in log
     rows = list(csv.DictReader(out.open(encoding="utf-8", newline="")))
     odd = 'new, "quoted" Größe'  # a comma and quotes inside: read and written as CSV quotes
-    assert [r["customer_id"] for r in rows] == ["c1"] * 3 + ["c2"] * 3 + ["nobody"] * 3 + [
-        odd
-    ] * 3
+    assert [r["customer_id"] for r in rows] == ["c1"] * 3 + ["c2"] * 3 + ["nobody"] * 3 + [odd] * 3
     assert {r["version"] for r in rows} == {"v1"} and {r["degraded"] for r in rows} == {"False"}
     first = {r["item_id"] for r in rows if r["customer_id"] == "c1"}
 
