@@ -13,8 +13,9 @@ import httpx
 import polars as pl
 import pytest
 import redis.crc
-from api_helpers import ODD_CUSTOMER_IDS, ODD_ITEM_IDS, ids, live_api, publish, recs
+from api_helpers import ODD_CUSTOMER_IDS, ODD_ITEM_IDS, ids, publish, recs
 from fastapi.testclient import TestClient
+from live_server import live_api
 from starlette.datastructures import QueryParams
 
 from recsys.publish import export_events
