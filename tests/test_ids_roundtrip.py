@@ -136,8 +136,9 @@ def test_ids_round_trip_ingest_publish_api_export(
         answered = [i["item_id"] for i in body["items"]]
         assert answered and set(answered) <= known
         candidates = store.customer_view(version, customer).candidates
-        if len(candidates):  # the model's own candidates come first
-            assert body["items"][0]["reason_code"] == "for_you"
+        if len(candidates):  # personal: the model's candidates (seeded by earlier
+            # examples' online events for a customer id drawn again), not a cold start
+            assert body["items"][0]["reason_code"] in {"for_you", "similar_to_viewed"}
         again = api.get(
             f"/v1/customers/{_in_path(customer)}/recommendations",
             params=[("n", "4"), *(("exclude", i) for i in answered)],
