@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import re
 from datetime import UTC, datetime
+from pathlib import Path
 
 import polars as pl
 import pytest
@@ -14,6 +15,7 @@ from id_strategies import ODD_IDS, invalid_ids, valid_ids
 
 from features.ids import ID_PATTERN, MAX_ID_LENGTH, WHITESPACE, check_id, is_valid_id
 from features.schema import Reason
+from features.sources import read_raw
 from features.validate import ValidationConfig, validate
 
 NOW_CONFIG = ValidationConfig(now=datetime(2025, 1, 1, tzinfo=UTC))
@@ -130,3 +132,51 @@ def test_ingest_quarantines_invalid_ids_like_check_id_rejects_them(bad: list[str
             assert reasons[row].startswith("missing_")
         else:
             assert reasons[row] == want, (repr([*bad, *bad][row]), reasons.get(row))
+
+
+SHOPS = Path(__file__).resolve().parents[1] / "fixtures" / "shops"
+
+
+@pytest.mark.parametrize(
+    ("name", "mapping", "constant", "config"),
+    [
+        (
+            "grocery_orders.csv",
+            {"Member_number": "customer_id", "Date": "timestamp", "itemDescription": "item_id"},
+            {"event_type": "purchase"},
+            ValidationConfig(now=NOW_CONFIG.now, timestamp_formats=("%d-%m-%Y",)),
+        ),
+        (
+            "clickstream.csv",
+            {
+                "event_time": "timestamp",
+                "session": "session_id",
+                "visitor": "customer_id",
+                "product": "item_id",
+                "action": "event_type",
+            },
+            {},
+            ValidationConfig(
+                now=NOW_CONFIG.now,
+                event_aliases={"addtocart": "add_to_cart", "transaction": "purchase"},
+            ),
+        ),
+    ],
+)
+def test_the_fixture_shops_ids_are_all_kept(
+    name: str, mapping: dict[str, str], constant: dict[str, str], config: ValidationConfig
+) -> None:
+    """Product names as ids (spaces, parentheses, slashes, commas, quotes, non-ASCII): none
+    is invalid_id, and each kept row has the id exactly as the file wrote it."""
+    raw = read_raw(SHOPS / name, mapping=mapping).with_columns(
+        pl.lit(v).alias(k) for k, v in constant.items()
+    )
+    result = validate(raw, config)
+    assert Reason.INVALID_ID.value not in result.report.by_reason
+    assert result.report.kept > 0.9 * result.report.rows_in
+    written = raw.filter(
+        pl.col("customer_id").is_not_null() & pl.col("item_id").is_not_null()
+    ).select("customer_id", "item_id")
+    kept = result.events.select("customer_id", "item_id")
+    assert set(kept.rows()) <= set(written.rows())
+    assert any(" " in i or not i.isascii() for i in kept["item_id"].to_list())
