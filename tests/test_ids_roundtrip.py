@@ -14,7 +14,6 @@ import csv
 import itertools
 import json
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import quote
 
@@ -24,7 +23,6 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from id_strategies import valid_ids
-from live_server import live_api
 from typer.testing import CliRunner
 
 from features.ingest import ingest
@@ -32,27 +30,9 @@ from features.matrices import build_matrices
 from recsys.cli import app
 from recsys.models import build
 from recsys.publish import export_events, publish_version
-from serving.connection import connect
-from serving.settings import Settings
 from serving.store import Store
 
 DAY = 86_400
-
-
-@pytest.fixture
-def store(redis_url: str, redis_prefix: str) -> Iterator[Store]:
-    client = connect(redis_url)
-    yield Store(client, prefix=redis_prefix)
-    client.close()
-
-
-@pytest.fixture
-def api(redis_url: str, redis_prefix: str, tmp_path: Path) -> Iterator[httpx.Client]:
-    settings = Settings(
-        redis_url=redis_url, redis_prefix=redis_prefix, fallback_path=tmp_path / "fallback.json"
-    )
-    with live_api(settings) as client:
-        yield client
 
 
 def _export(rows: list[list[str]], path: Path) -> Path:
@@ -85,11 +65,12 @@ def test_ids_round_trip_ingest_publish_api_export(
     items: list[str],
     pad: str,
     store: Store,
-    api: httpx.Client,
+    live_client: httpx.Client,
     redis_url: str,
     redis_prefix: str,
     tmp_path_factory: pytest.TempPathFactory,
 ) -> None:
+    api = live_client
     work = tmp_path_factory.mktemp("ids")
     version = f"v{next(_versions)}"
     now = int(time.time())

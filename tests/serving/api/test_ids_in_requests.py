@@ -5,7 +5,6 @@ paths (``/``, ``%``, ``?``, ``#``, spaces, non-ASCII), in query strings (decoded
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import parse_qsl, quote, urlencode
 
@@ -15,7 +14,6 @@ import pytest
 import redis.crc
 from api_helpers import ODD_CUSTOMER_IDS, ODD_ITEM_IDS, ids, publish, recs
 from fastapi.testclient import TestClient
-from live_server import live_api
 from starlette.datastructures import QueryParams
 
 from recsys.publish import export_events
@@ -28,20 +26,10 @@ def path_id(value: str) -> str:
     return quote(value, safe="")
 
 
-@pytest.fixture
-def live(redis_url: str, redis_prefix: str, tmp_path: Path) -> Iterator[httpx.Client]:
-    """The app behind a real uvicorn (paths with percent-escapes: see ``live_api``)."""
-    settings = Settings(
-        redis_url=redis_url, redis_prefix=redis_prefix, fallback_path=tmp_path / "fallback.json"
-    )
-    with live_api(settings) as client:
-        yield client
-
-
-def test_any_customer_id_in_the_path(store: Store, live: httpx.Client) -> None:
+def test_any_customer_id_in_the_path(store: Store, live_client: httpx.Client) -> None:
     publish(store, "v1", item_ids=ODD_ITEM_IDS, customer_ids=ODD_CUSTOMER_IDS)
     for k, customer in enumerate(ODD_CUSTOMER_IDS):
-        r = live.get(f"/v1/customers/{path_id(customer)}/recommendations?n=3")
+        r = live_client.get(f"/v1/customers/{path_id(customer)}/recommendations?n=3")
         assert r.status_code == 200, (customer, r.text)
         body = r.json()
         assert body["customer_id"] == customer and body["degraded"] is False
@@ -50,19 +38,19 @@ def test_any_customer_id_in_the_path(store: Store, live: httpx.Client) -> None:
         assert set(ids(body)) <= {ODD_ITEM_IDS[(k + j) % 29] for j in range(10)}
 
 
-def test_any_item_id_in_the_path(store: Store, live: httpx.Client) -> None:
+def test_any_item_id_in_the_path(store: Store, live_client: httpx.Client) -> None:
     publish(store, "v1", item_ids=ODD_ITEM_IDS, customer_ids=ODD_CUSTOMER_IDS)
     for j, item in enumerate(ODD_ITEM_IDS[:27]):
-        r = live.get(f"/v1/items/{path_id(item)}/similar?n=3")
+        r = live_client.get(f"/v1/items/{path_id(item)}/similar?n=3")
         assert r.status_code == 200, (item, r.text)
         body = r.json()
         assert body["item_id"] == item
         # the published similar list of item j: items (j + 3s) % 27
         assert ids(body) == [ODD_ITEM_IDS[(j + 3 * s) % 27] for s in range(1, 4)]
         assert body["items"][0]["reason"] == f"similar to {item}"
-    r = live.get(f"/v1/items/{path_id('rolls/buns/similar')}/similar")
+    r = live_client.get(f"/v1/items/{path_id('rolls/buns/similar')}/similar")
     assert r.status_code == 404 and "'rolls/buns/similar'" in r.json()["detail"]
-    r = live.get("/v1/items/a%09b/similar")
+    r = live_client.get("/v1/items/a%09b/similar")
     assert r.status_code == 422 and "control character" in r.json()["detail"]
 
 
