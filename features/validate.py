@@ -236,7 +236,7 @@ def _ids_ok(values: pl.Series) -> pl.Series:
     return ok.scatter(rest, _id_ok(values.gather(rest)))
 
 
-def _clean_ids(frame: pl.DataFrame, col: str, config: ValidationConfig) -> pl.DataFrame:
+def _clean_ids(frame: pl.DataFrame, col: str) -> pl.DataFrame:
     """Add ``_<col>`` (the id, stripped where needed) and ``_<col>_missing/_invalid``.
 
     Ids are checked against the id rule (``features.ids``) as written on the whole column;
@@ -324,8 +324,8 @@ def _parse(
         if "channel" in empty
         else _strip("channel").str.to_lowercase(),
     )
-    frame = _clean_ids(frame, "customer_id", config)
-    frame = _clean_ids(frame, "item_id", config)
+    frame = _clean_ids(frame, "customer_id")
+    frame = _clean_ids(frame, "item_id")
     event = pl.col("_event")
     ts = pl.col("_timestamp")
     checks: list[tuple[Reason, pl.Expr]] = [
