@@ -14,8 +14,11 @@ import pytest
 import redis.crc
 from api_helpers import ODD_CUSTOMER_IDS, ODD_ITEM_IDS, ids, publish, recs
 from fastapi.testclient import TestClient
+from hypothesis import HealthCheck, given, settings
+from id_strategies import invalid_ids
 from starlette.datastructures import QueryParams
 
+from features.ids import check_id
 from recsys.publish import export_events
 from serving.api.deps import rerank_request
 from serving.settings import Settings
@@ -131,3 +134,29 @@ def test_json_bodies_and_the_events_export_keep_ids(
     report = export_events(store, tmp_path)
     exported = pl.read_parquet(report.paths)
     assert exported.select("customer_id", "item_id").rows() == pairs
+
+
+@given(bad=invalid_ids)
+@settings(
+    max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+def test_an_invalid_id_is_a_422_with_the_rules_message(bad: str, client: TestClient) -> None:
+    """Empty, too long, padded or holding a control character: a JSON body, a query
+    parameter and an exclude list all answer 422 with the message of features.ids."""
+    with pytest.raises(ValueError) as error:
+        check_id(bad, "item_id")
+    message = str(error.value)
+    event = {"customer_id": "c1", "item_id": bad, "event_type": "view"}
+    r = client.post("/v1/events", json=event)
+    assert r.status_code == 422
+    # (the body is one event or a batch: the error of the one-event reading names item_id)
+    errors = [(e["loc"][-1], e["msg"]) for e in r.json()["detail"]]
+    assert ("item_id", f"Value error, {message}") in errors, errors
+    r = client.get(
+        "/v1/customers/c1/recommendations", params={"item_id": bad, "context": "product"}
+    )
+    assert r.status_code == 422 and r.json()["detail"] == message
+    if bad:  # (an empty exclude value is skipped)
+        r = client.get("/v1/customers/c1/recommendations", params={"exclude": ["i1", bad]})
+        assert r.status_code == 422
+        assert r.json()["detail"] == message.replace("item_id", "exclude", 1)
