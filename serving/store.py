@@ -18,7 +18,13 @@ Key layout (``p`` = prefix, ``V`` = a published version, ``id`` = an external cu
 
 Every per-customer key carries the hash tag ``{c:id}``, so a request's keys (the version's
 candidates and the customer's online state) live in one Redis Cluster slot and are read in
-one pipelined round trip.
+one pipelined round trip. Ids follow the one id rule (``features.ids``: any Unicode without
+control characters or padding, so ``{``, ``}``, ``:`` and spaces included) and are written
+as UTF-8 bytes. An id holding ``}`` still keeps one customer's keys together: Redis hashes
+from the first ``{`` to the next ``}``, the same bytes (``c:`` and the id up to its first
+``}``) in every key of that customer (two such customers may then share a slot, which is
+harmless). Ids inside a value are joined with :data:`SEP` (U+001F), a control character no
+id holds.
 
 Encoding of a ranked list (candidates, similar items, popular lists): one header byte giving
 the item index width (2: uint16 when the version has < 65,535 items, else 4: int32), then
@@ -53,6 +59,7 @@ import redis
 import redis.asyncio
 from numba import njit
 
+from features.ids import check_id
 from serving.connection import connect, connect_async
 from serving.types import (
     Activity,
@@ -76,23 +83,10 @@ __all__ = [
 ]
 
 SEP = "\x1f"  # unit separator: joins ids inside one value (ids never contain control chars)
-MAX_ID_LENGTH = 256
 _VERSION_RE = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
-_BAD_ID_RE = re.compile(r"[\x00-\x20\x7f]")
 _F16_MAX = 65504.0
 
 CART_EVENTS = {"add_to_cart": "add", "remove_from_cart": "remove", "purchase": "remove"}
-
-
-def check_id(value: str, what: str = "id") -> str:
-    """Validate an external id before it reaches Redis: 1..256 chars, no space/control chars."""
-    if not isinstance(value, str) or not value:
-        raise ValueError(f"{what} must be a non-empty string")
-    if len(value) > MAX_ID_LENGTH:
-        raise ValueError(f"{what} is longer than {MAX_ID_LENGTH} characters")
-    if _BAD_ID_RE.search(value):
-        raise ValueError(f"{what} {value!r} contains whitespace or control characters")
-    return value
 
 
 def check_version(version: str) -> str:
@@ -704,7 +698,10 @@ class Store(_StoreBase):
             raise ValueError("one row of items per customer id")
         self._renew(version)
         values = encode_ranked_rows(items, scores, width)
-        keys = [self.k_candidates(version, str(c)).encode() for c in customer_ids]
+        keys = [
+            self.k_candidates(version, check_id(str(c), "customer_id")).encode()
+            for c in customer_ids
+        ]
         pairs = [(k, v) for k, v in zip(keys, values, strict=True) if len(v) > 1]
         self._raw_set(pairs)
         self.client.hincrby(self.k_meta(version), "customers", len(pairs))

@@ -6,6 +6,7 @@ import os
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -98,3 +99,29 @@ def embedded_env(tmp_path: Path) -> Iterator[tuple[Path, dict[str, str]]]:
             os.kill(pid, signal.SIGKILL)
         shutil.rmtree(data_dir, ignore_errors=True)
     assert not leaked, f"redis-server left running on {data_dir}: {leaked}"
+
+
+@pytest.fixture
+def store(redis_url: str, redis_prefix: str) -> Iterator[Any]:
+    """A ``serving.store.Store`` on the test's Redis prefix."""
+    from serving.connection import connect
+    from serving.store import Store
+
+    client = connect(redis_url)
+    yield Store(client, prefix=redis_prefix)
+    client.close()
+
+
+@pytest.fixture
+def live_client(redis_url: str, redis_prefix: str, tmp_path: Path) -> Iterator[Any]:
+    """An httpx client of the API behind a real uvicorn (``tests/live_server.py``), on the
+    test's Redis prefix."""
+    from live_server import live_api
+
+    from serving.settings import Settings
+
+    settings = Settings(
+        redis_url=redis_url, redis_prefix=redis_prefix, fallback_path=tmp_path / "fallback.json"
+    )
+    with live_api(settings) as client:
+        yield client

@@ -71,9 +71,14 @@ def serve(
 
 
 def _read_ids(path: Path) -> Iterator[str]:
-    with path.open(encoding="utf-8") as f:
-        for i, line in enumerate(f):
-            value = line.strip().split(",")[0].strip()
+    """The first column of a CSV file (UTF-8, a BOM allowed; an id holding a comma or a quote
+    is quoted as CSV quotes it), stripped like ingest strips ids; blank rows and a
+    ``customer_id`` header are skipped."""
+    import csv
+
+    with path.open(encoding="utf-8-sig", newline="") as f:
+        for i, row in enumerate(csv.reader(f)):
+            value = row[0].strip() if row else ""
             if not value or (i == 0 and value == "customer_id"):
                 continue
             yield value
@@ -82,7 +87,11 @@ def _read_ids(path: Path) -> Iterator[str]:
 @app.command("email-export")
 def email_export(
     customers: Annotated[
-        Path, typer.Argument(help="File of customer ids, one per line (a CSV's first column).")
+        Path,
+        typer.Argument(
+            help="File of customer ids, one per line: a CSV's first column (quote an id "
+            "holding a comma or a quote, as CSV does)."
+        ),
     ],
     out: Annotated[
         Path | None, typer.Option("--out", "-o", help="Output file (default: stdout).")
@@ -137,9 +146,9 @@ async def _export(
     from rich.console import Console
     from rich.progress import Progress
 
+    from features.ids import check_id
     from serving.api.service import RecommendationService
     from serving.rerank import RerankRequest
-    from serving.store import check_id
 
     service = RecommendationService(settings)
     counts = {"customers": 0, "degraded": 0, "invalid": 0}

@@ -1,5 +1,11 @@
 """Everything a route depends on, in one place: the service, the settings, and the parsing
-and validation of query parameters (ids are checked before they reach Redis)."""
+and validation of query parameters (ids are checked before they reach Redis).
+
+Query strings are decoded by Starlette (``urllib.parse.parse_qsl``: percent-escapes as
+UTF-8, ``+`` as a space), so ``?item_id=sku%2C1`` is ``sku,1`` and ``?item_id=a%2Bb`` is
+``a+b``. Ids follow the one id rule of ``features.ids``; a list of ids is a repeated
+parameter (``?exclude=a&exclude=sku,1``), never split on commas, since ids may hold commas.
+"""
 
 from __future__ import annotations
 
@@ -12,11 +18,12 @@ from fastapi import HTTPException, Request
 from starlette.datastructures import QueryParams
 from starlette.responses import Response
 
+from features.ids import check_id
+from serving.api import schemas
 from serving.api.schemas import EVENT_TYPES
 from serving.api.service import Answer, RecommendationService
 from serving.rerank import CONTEXTS, RerankRequest
 from serving.settings import Settings
-from serving.store import check_id
 from serving.types import RankedItem
 
 __all__ = ["EVENT_TYPES", "JSONBytes", "get_service", "get_settings"]
@@ -78,17 +85,25 @@ def _float(q: dict[str, str], name: str) -> float | None:
     return value
 
 
-def _list(q: QueryParams, name: str, limit: int, ids: bool) -> tuple[str, ...]:
-    """Repeated (``?exclude=a&exclude=b``) or comma-separated (``?exclude=a,b``) values."""
+def _list(q: QueryParams, name: str, limit: int) -> tuple[str, ...]:
+    """Repeated (``?exclude_category=a&exclude_category=b``) or comma-separated
+    (``?exclude_category=a,b``) values: for names, not ids (see :func:`_ids`)."""
     raw = q.getlist(name)
     if not raw:
         return ()
     values = [v.strip() for part in raw for v in part.split(",") if v.strip()]
     if len(values) > limit:
         raise bad_request(f"{name} has {len(values)} values; at most {limit} allowed")
-    if ids:
-        return tuple(valid_id(v, name) for v in values)
     return tuple(values)
+
+
+def _ids(q: QueryParams, name: str, limit: int) -> tuple[str, ...]:
+    """The ids of a repeated parameter (``?exclude=a&exclude=sku,1``), each as sent (a comma
+    is part of the id); empty values are skipped, any other invalid id is a 422."""
+    values = [v for v in q.getlist(name) if v != ""]
+    if len(values) > limit:
+        raise bad_request(f"{name} has {len(values)} values; at most {limit} allowed")
+    return tuple(valid_id(v, name) for v in values)
 
 
 def _category(q: dict[str, str], name: str) -> str | None:
@@ -125,9 +140,9 @@ def rerank_request(
         item_id=item_id,
         category=_category(q, "category"),
         exclude_categories=(
-            _list(query, "exclude_category", 50, ids=False) if "exclude_category" in q else ()
+            _list(query, "exclude_category", 50) if "exclude_category" in q else ()
         ),
-        exclude=_list(query, "exclude", settings.max_exclude, ids=True) if "exclude" in q else (),
+        exclude=_ids(query, "exclude", settings.max_exclude) if "exclude" in q else (),
         price_min=low,
         price_max=high,
     )
@@ -152,12 +167,27 @@ ERRORS: dict[int | str, dict[str, Any]] = {
 """Error responses shared by the routes' OpenAPI docs."""
 
 
-def query_param(name: str, description: str, schema: dict[str, Any], where: str = "query") -> dict:
-    """An OpenAPI parameter (routes parse their query by hand on the hot path)."""
-    return {
+ID_SCHEMA: dict[str, Any] = {"type": "string", **schemas.ID_SCHEMA}
+"""The OpenAPI schema of an id parameter."""
+
+
+def query_param(
+    name: str,
+    description: str,
+    schema: dict[str, Any],
+    where: str = "query",
+    *,
+    explode: bool | None = None,
+) -> dict:
+    """An OpenAPI parameter (routes parse their query by hand on the hot path); ``explode``:
+    an array sent as a repeated parameter (``?a=1&a=2``, OpenAPI's ``form`` style)."""
+    param = {
         "name": name,
         "in": where,
         "required": where == "path",
         "description": description,
         "schema": schema,
     }
+    if explode is not None:
+        param.update(style="form", explode=explode)
+    return param

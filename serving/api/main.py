@@ -51,7 +51,10 @@ class MetricsMiddleware:
             await self.app(scope, receive, send_status)
         finally:
             route: Any = scope.get("route")
-            endpoint = getattr(route, "path", "unmatched")
+            # the template without convertors ("{item_id}", not "{item_id:path}")
+            endpoint = str(
+                getattr(route, "path_format", None) or getattr(route, "path", "unmatched")
+            )
             self.metrics.observe(endpoint, scope["method"], status, time.perf_counter() - start)
 
 

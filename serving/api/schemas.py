@@ -8,7 +8,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from serving.store import check_id
+from features.ids import MAX_ID_LENGTH, check_id
 
 Context = Literal["home", "product", "cart", "email"]
 EVENT_TYPES = (
@@ -77,6 +77,15 @@ class SimilarResponse(AnswerMeta):
     items: list[RankedItemOut]
 
 
+ID_SCHEMA: dict[str, Any] = {"minLength": 1, "maxLength": MAX_ID_LENGTH}
+"""The JSON schema of an id's length (the full rule, ``features.ids``, is checked by a
+validator that names the problem)."""
+ID_DESCRIPTION = (
+    "Any Unicode text of 1 to 256 characters without control characters or leading or "
+    "trailing whitespace (spaces inside, punctuation and non-ASCII letters are fine)."
+)
+
+
 def _checked(value: str, what: str) -> str:
     try:
         return check_id(value, what)
@@ -87,8 +96,14 @@ def _checked(value: str, what: str) -> str:
 class EventIn(BaseModel):
     """One online event of a customer."""
 
-    customer_id: str = Field(min_length=1, max_length=256, examples=["c-123"])
-    item_id: str = Field(min_length=1, max_length=256, examples=["sku-1042"])
+    customer_id: str = Field(
+        examples=["c-123"], description=ID_DESCRIPTION, json_schema_extra=ID_SCHEMA
+    )
+    item_id: str = Field(
+        examples=["sku-1042", "tropical fruit"],
+        description=ID_DESCRIPTION,
+        json_schema_extra=ID_SCHEMA,
+    )
     event_type: EventType
     ts: float | datetime | None = Field(
         None, description="Epoch seconds or an ISO-8601 time; default: when received."
@@ -144,8 +159,9 @@ class EmailRequest(BaseModel):
 
     @field_validator("customer_ids", "exclude")
     @classmethod
-    def _ids(cls, values: list[str]) -> list[str]:
-        return [_checked(v, "id") for v in values]
+    def _ids(cls, values: list[str], info: object) -> list[str]:
+        what = "customer_id" if getattr(info, "field_name", "") == "customer_ids" else "item_id"
+        return [_checked(v, what) for v in values]
 
 
 class EmailList(BaseModel):

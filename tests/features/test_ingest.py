@@ -129,13 +129,6 @@ def _stdlib_rows(path: Path) -> list[dict[str, str]]:
         return list(csv.DictReader(handle))
 
 
-def _plain_id(value: str) -> bool:
-    """Ids every id rule accepts (ASCII letters, digits, '/', '-'): they must be kept."""
-    import re
-
-    return bool(re.fullmatch(r"[A-Za-z0-9/\-]+", value))
-
-
 def test_grocery_orders_day_first_and_a_constant_event_type(tmp_path: Path) -> None:
     options = SourceOptions.from_cli(
         mapping=["Member_number=customer_id", "Date=timestamp", "itemDescription=item_id"],
@@ -149,10 +142,8 @@ def test_grocery_orders_day_first_and_a_constant_event_type(tmp_path: Path) -> N
     # no row is lost to its date or its event type: only ids decide
     assert report.by_reason.pop("missing_customer_id") == 1
     assert report.by_reason.pop("missing_item_id") == 1
-    # ID RULE: ids with spaces/parentheses/non-ASCII are `invalid_id` under the current rule;
-    # once the id-rule branch lands this should be `report.kept == 632`, by_reason empty.
-    assert set(report.by_reason) <= {"invalid_id"}
-    assert report.kept + report.by_reason.get("invalid_id", 0) == 632
+    # ids with spaces, parentheses, slashes, quotes and non-ASCII are kept as written
+    assert report.kept == 632 and not report.by_reason
     # every kept row is the file's row, its date read day-first (stdlib strptime)
     expected = sorted(
         (r["Member_number"], r["itemDescription"], datetime.strptime(r["Date"], "%d-%m-%Y"))
@@ -163,19 +154,11 @@ def test_grocery_orders_day_first_and_a_constant_event_type(tmp_path: Path) -> N
         (c, i, t.replace(tzinfo=None))
         for c, i, t in result.events.select("customer_id", "item_id", "timestamp").rows()
     )
-    assert set(kept) <= set(expected)
-    plain = [row for row in expected if _plain_id(row[0]) and _plain_id(row[1])]
-    assert set(plain) <= set(kept) and len(plain) >= 50
+    assert set(kept) == set(expected)
     assert result.events["event_type"].unique().to_list() == ["purchase"]
     recorded = json.loads((tmp_path / "source.json").read_text())
     assert recorded["options"]["set"] == {"event_type": "purchase"}
     assert json.loads((tmp_path / "report.json").read_text())["options"] == options.to_dict()
-    # with ids unrestricted (what the id-rule branch makes the default) all 632 are kept
-    every = ingest(SHOPS / "grocery_orders.csv", options, config=ValidationConfig(id_pattern=None))
-    assert every.report.kept == 632 and set(every.report.by_reason) == {
-        "missing_customer_id",
-        "missing_item_id",
-    }
 
 
 def test_clickstream_aliases_epoch_ms_and_an_extra_event_type(tmp_path: Path) -> None:
@@ -185,11 +168,7 @@ def test_clickstream_aliases_epoch_ms_and_an_extra_event_type(tmp_path: Path) ->
     options = SourceOptions.from_cli(
         mapping=mapping, event_aliases=aliases, event_types=["wishlist_add=2.0"]
     )
-    # ID RULE: every id of this file (spaces, '#', '%', non-ASCII) is `invalid_id` under the
-    # current rule, so the id pattern is switched off here to test the rest; once the
-    # id-rule branch lands, drop `config=` (its ids must then all be accepted as they are).
-    any_id = ValidationConfig(id_pattern=None)
-    result = ingest(SHOPS / "clickstream.csv", options, config=any_id, out_dir=tmp_path)
+    result = ingest(SHOPS / "clickstream.csv", options, out_dir=tmp_path)
     report = result.report
     rows = _stdlib_rows(SHOPS / "clickstream.csv")
     assert report.rows_in == len(rows) == 712 and report.accounted
@@ -221,7 +200,7 @@ def test_clickstream_aliases_epoch_ms_and_an_extra_event_type(tmp_path: Path) ->
     }
     # undeclared, the unknown action is quarantined, not dropped
     plain = SourceOptions.from_cli(mapping=mapping, event_aliases=aliases)
-    undeclared = ingest(SHOPS / "clickstream.csv", plain, config=any_id).report
+    undeclared = ingest(SHOPS / "clickstream.csv", plain).report
     assert undeclared.by_reason["unknown_event_type"] == 1 and undeclared.accounted
 
 

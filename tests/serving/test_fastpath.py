@@ -23,11 +23,24 @@ DAY = 86_400.0
 EVENTS = ("view", "add_to_cart", "email_click", "purchase", "odd_event")
 
 
+ODD_IDS = (
+    'q"uote\\d',  # JSON escaping
+    "caf\u00e9-\u2603",  # non-ASCII
+    "tropical fruit",  # a space inside
+    "liquor (appetizer)",
+    "sku,1",
+    "\u5546\u54c1123",  # CJK
+    "{c:x}",  # braces (the store's hash tag)
+    "a/b?c#d%e&f+g='h'",
+    "\U0001f600 \u00a0nbsp",  # 4-byte UTF-8, a no-break space inside
+    "x" * 255 + "\u00e9",  # the longest id (256 characters)
+)
+"""Ids the rule (``features.ids``) allows that ASCII-only code would get wrong."""
+
+
 def catalog(rng: np.random.Generator, n_items: int) -> ItemTable:
     names = [f"sku{k}" for k in range(n_items)]
-    names[0] = 'q"uote\\d'  # JSON escaping
-    if n_items > 1:
-        names[1] = "caf\u00e9-\u2603"  # non-ASCII
+    names[: len(ODD_IDS)] = ODD_IDS[:n_items]
     cats = ("A", "A > B", "C", "D")
     return ItemTable(
         version="v1",
@@ -181,11 +194,11 @@ def test_declines_what_it_does_not_handle() -> None:
     assert fastpath.answer(compiled, cc, on_screen, payload, [], [], [], table.index) is None
     # a malformed activity entry, and one whose timestamp needs more than one rounding to
     # read (repr's 17 digits: the store writes 6 decimals)
-    bad = [f"soon{SEP}view{SEP}sku3".encode()]
+    bad = [f"soon{SEP}view{SEP}sku13".encode()]
     assert fastpath.answer(compiled, cc, base, payload, bad, [], [], table.index) is None
-    long = [f"1761088697.3443801{SEP}view{SEP}sku3".encode()]
+    long = [f"1761088697.3443801{SEP}view{SEP}sku13".encode()]
     assert fastpath.answer(compiled, cc, base, payload, long, [], [], table.index) is None
-    short = [encode_activity(1761088697.3443801, "view", "sku3").encode()]
+    short = [encode_activity(1761088697.3443801, "view", "sku13").encode()]
     assert fastpath.answer(compiled, cc, base, payload, short, [], [], table.index) is not None
     # a catalog that repeats an id
     twice = catalog(np.random.default_rng(2), 4)

@@ -214,7 +214,7 @@ def test_recent_activity_and_email_sends_are_capped(redis_url: str, redis_prefix
     assert {"d", "e"} <= set(sent)
 
 
-@pytest.mark.parametrize("bad", ["", "a b", "x\x1fy", "z" * 300])
+@pytest.mark.parametrize("bad", ["", " a", "a\u3000", "x\x1fy", "x\ny", "z" * 257, "\ud800"])
 def test_bad_ids_are_rejected_before_redis(store: Store, bad: str) -> None:
     with pytest.raises(ValueError):
         check_id(bad)

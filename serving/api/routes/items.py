@@ -1,4 +1,5 @@
-"""GET /v1/items/{item_id}/similar."""
+"""GET /v1/items/{item_id}/similar (``item_id`` percent-encoded; a ``path`` parameter so an
+id holding ``/`` works: Starlette routes on the decoded path)."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ router = APIRouter(prefix="/v1", tags=["items"])
 
 
 @router.get(
-    "/items/{item_id}/similar",
+    "/items/{item_id:path}/similar",
     summary="Items similar to an item",
     description="The item's similar items in the active version, without out-of-stock "
     "items; with customer_id also without what the customer bought or has in the cart.",
@@ -24,9 +25,14 @@ router = APIRouter(prefix="/v1", tags=["items"])
     },
     openapi_extra={
         "parameters": [
-            deps.query_param("item_id", "The item.", {"type": "string"}, "path"),
+            deps.query_param(
+                "item_id",
+                "The item, percent-encoded (any id: spaces, `/`, `%`, `?`, `#`, non-ASCII).",
+                deps.ID_SCHEMA,
+                "path",
+            ),
             deps.query_param("n", "How many items (1..RECSYS_MAX_N).", {"type": "integer"}),
-            deps.query_param("customer_id", "Filter for this customer.", {"type": "string"}),
+            deps.query_param("customer_id", "Filter for this customer.", deps.ID_SCHEMA),
         ]
     },
 )

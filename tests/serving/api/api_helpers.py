@@ -3,7 +3,9 @@ and request shortcuts."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
+from urllib.parse import quote
 
 import numpy as np
 from fastapi.testclient import TestClient
@@ -17,11 +19,14 @@ CATEGORIES = ("Home > Kitchen", "Home > Garden", "Books")
 CUSTOMERS = np.array([f"c{k}" for k in range(10)], dtype=object)
 
 
-def catalog(version: str) -> ItemTable:
-    """30 items "i0".."i29"; category = k % 3; i29 out of stock; price = k + 1."""
+def catalog(version: str, item_ids: Sequence[str] | None = None) -> ItemTable:
+    """30 items "i0".."i29" (or ``item_ids``); category = k % 3; i29 out of stock;
+    price = k + 1."""
+    names = list(item_ids) if item_ids is not None else [f"i{k}" for k in range(N_ITEMS)]
+    assert len(names) == N_ITEMS
     return ItemTable(
         version=version,
-        item_ids=np.array([f"i{k}" for k in range(N_ITEMS)], dtype=object),
+        item_ids=np.array(names, dtype=object),
         category=np.array([k % 3 for k in range(N_ITEMS)], dtype=np.int32),
         categories=CATEGORIES,
         price=np.arange(1, N_ITEMS + 1, dtype=np.float32),
@@ -38,12 +43,23 @@ def candidates_of(version_offset: int) -> np.ndarray:
     return ((k + version_offset + j) % 29).astype(np.int32)
 
 
-def publish(store: Store, version: str, offset: int = 0, activate: bool = True) -> PublishReport:
+def publish(
+    store: Store,
+    version: str,
+    offset: int = 0,
+    activate: bool = True,
+    *,
+    item_ids: Sequence[str] | None = None,
+    customer_ids: Sequence[str] | None = None,
+) -> PublishReport:
     """Publish a version through the real write path (H5's ``write_version``).
 
     ``offset`` shifts every customer's candidates, so two versions give different answers.
+    ``item_ids`` / ``customer_ids`` (30 / 10 ids) replace the names "i<k>" / "c<k>".
     """
-    table = catalog(version)
+    table = catalog(version, item_ids)
+    customers = CUSTOMERS if customer_ids is None else np.array(customer_ids, dtype=object)
+    assert len(customers) == len(CUSTOMERS)
     items = candidates_of(offset)
     scores = np.tile(np.linspace(1.0, 0.1, items.shape[1], dtype=np.float32), (len(items), 1))
     rows = np.arange(len(CUSTOMERS))
@@ -66,7 +82,7 @@ def publish(store: Store, version: str, offset: int = 0, activate: bool = True) 
         store,
         version,
         table,
-        CUSTOMERS,
+        customers,
         [(rows, items, scores)],
         similar=[(np.arange(N_ITEMS), sim, sim_scores)],
         lists=lists,
@@ -75,7 +91,7 @@ def publish(store: Store, version: str, offset: int = 0, activate: bool = True) 
 
 
 def recs(client: TestClient, customer: str, **params: Any) -> dict[str, Any]:
-    r = client.get(f"/v1/customers/{customer}/recommendations", params=params)
+    r = client.get(f"/v1/customers/{quote(customer, safe='')}/recommendations", params=params)
     assert r.status_code == 200, r.text
     body: dict[str, Any] = r.json()
     return body
@@ -83,3 +99,43 @@ def recs(client: TestClient, customer: str, **params: Any) -> dict[str, Any]:
 
 def ids(body: dict[str, Any]) -> list[str]:
     return [i["item_id"] for i in body["items"]]
+
+
+ODD_ITEM_IDS = (
+    "rolls/buns",
+    "a%2Fb",
+    "100%",
+    "why?",
+    "#1",
+    "tropical fruit",
+    "商品123",
+    "{c:42}",
+    "sku,1",
+    'say "cheese"',
+    "a+b",
+    "a b",
+    "liquor (appetizer)",
+    "Größe-42",
+    "😀",
+    "}{",
+    "it's",
+    "a&b=c",
+    "x" * 255 + "é",
+    "007",
+    "7",
+    *(f"i{k}" for k in range(21, N_ITEMS)),
+)
+"""30 item ids the id rule allows (features.ids) that paths, query strings, CSV, JSON and
+hash tags must carry unchanged."""
+ODD_CUSTOMER_IDS = (
+    "Visitor 0",
+    "c/1",
+    "100%",
+    "why?",
+    "#c",
+    "商品 客户",
+    "{c:7}",
+    "a}b",
+    "c,1",
+    'q"c',
+)

@@ -9,16 +9,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from serving.api.main import create_app
-from serving.connection import connect
 from serving.settings import Settings
-from serving.store import Store
-
-
-@pytest.fixture
-def store(redis_url: str, redis_prefix: str) -> Iterator[Store]:
-    client = connect(redis_url)
-    yield Store(client, prefix=redis_prefix)
-    client.close()
 
 
 @pytest.fixture

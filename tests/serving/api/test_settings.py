@@ -1,4 +1,4 @@
-"""Settings come from RECSYS_* variables and REDIS_URL; lists are comma-separated."""
+"""Settings come from RECSYS_* variables and REDIS_URL; lists are comma-separated or JSON."""
 
 from __future__ import annotations
 
@@ -19,6 +19,20 @@ def test_environment_and_rerank_config(monkeypatch: pytest.MonkeyPatch) -> None:
     assert settings.max_n == 50
     config = settings.rerank_config()
     assert config.promoted == ("sku-1", "sku-2") and config.diversity == "mmr"
+
+
+def test_a_list_of_ids_holding_commas_as_json(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("RECSYS_PROMOTED", '["sku,1", "tropical fruit", "[x]"]')
+    assert Settings().rerank_config().promoted == ("sku,1", "tropical fruit", "[x]")
+    monkeypatch.setenv("RECSYS_PROMOTED", '["tab\\there"]')
+    with pytest.raises(ValueError, match="promoted item id 'tab\\\\there' contains the control"):
+        Settings()
+    monkeypatch.setenv("RECSYS_PROMOTED", '["sku,1", 2]')
+    with pytest.raises(ValueError, match="array of strings"):
+        Settings()
+    monkeypatch.setenv("RECSYS_PROMOTED", "[oops")
+    with pytest.raises(ValueError, match="JSON array"):
+        Settings()
 
 
 def test_invalid_values_are_refused(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -55,5 +55,7 @@ def test_limits(store: Store, make_client: Callable[..., TestClient]) -> None:
     assert r.status_code == 422 and "n must be" in r.json()["detail"]
     r = client.post("/v1/email/recommendations", json={"customer_ids": []})
     assert r.status_code == 422 and "customer_ids" in r.text
-    r = client.post("/v1/email/recommendations", json={"customer_ids": ["bad id"]})
+    r = client.post("/v1/email/recommendations", json={"customer_ids": ["bad\tid"]})
+    assert r.status_code == 422 and "control character" in r.text
+    r = client.post("/v1/email/recommendations", json={"customer_ids": ["c1", " padded"]})
     assert r.status_code == 422 and "whitespace" in r.text

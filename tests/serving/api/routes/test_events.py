@@ -40,7 +40,10 @@ def test_malformed_events_are_422_naming_the_field(store: Store, client: TestCli
     cases = [
         ({"item_id": "i1", "event_type": "view"}, "customer_id"),
         ({"customer_id": "c1", "item_id": "i1", "event_type": "like"}, "event_type"),
-        ({"customer_id": "c 1", "item_id": "i1", "event_type": "view"}, "customer_id"),
+        ({"customer_id": "c\n1", "item_id": "i1", "event_type": "view"}, "customer_id"),
+        ({"customer_id": "c1 ", "item_id": "i1", "event_type": "view"}, "customer_id"),
+        ({"customer_id": "c1", "item_id": "", "event_type": "view"}, "item_id"),
+        ({"customer_id": "c1", "item_id": "i" * 257, "event_type": "view"}, "item_id"),
         ({"customer_id": "c1", "item_id": "i1", "event_type": "view", "ts": "soon"}, "ts"),
         ({"customer_id": "c1", "item_id": "i1", "event_type": "view", "x": 1}, "x"),
         ({"events": []}, "events"),

@@ -6,7 +6,7 @@ import time
 from collections.abc import Callable
 
 import pytest
-from api_helpers import ids, publish, recs
+from api_helpers import ODD_CUSTOMER_IDS, ODD_ITEM_IDS, ids, publish, recs
 from fastapi.testclient import TestClient
 
 from serving.store import Store
@@ -68,7 +68,9 @@ def test_product_context_and_request_filters(store: Store, client: TestClient) -
     publish(store, "v1")
     body = recs(client, "c1", n=3, context="product", item_id="i3")
     assert "i3" not in ids(body) and body["items"][0]["reason"] == "similar to i3"
-    assert ids(recs(client, "c1", n=2, exclude="i1,i2")) == ["i3", "i4"]
+    assert ids(recs(client, "c1", n=2, exclude=["i1", "i2"])) == ["i3", "i4"]
+    # a comma is part of an id: "i1,i2" is one (unknown) id, nothing is excluded
+    assert ids(recs(client, "c1", n=2, exclude="i1,i2")) == ["i1", "i2"]
     assert ids(recs(client, "c1", n=2, category="Books")) == ["i2", "i5"]
     in_range = ids(recs(client, "c1", n=10, price_min=3, price_max=5))  # price = k + 1
     assert set(in_range) <= {"i2", "i3", "i4"} and in_range
@@ -82,9 +84,11 @@ def test_bad_input_is_a_4xx_naming_the_problem(store: Store, client: TestClient)
         "/v1/customers/c1/recommendations?context=checkout": "context must be one of",
         "/v1/customers/c1/recommendations?context=product": "needs item_id",
         "/v1/customers/c1/recommendations?price_min=9&price_max=1": "price_min",
-        "/v1/customers/c1/recommendations?exclude=a%20b": "exclude",
-        "/v1/customers/c%201/recommendations": "customer_id",
-        f"/v1/customers/{'x' * 300}/recommendations": "longer than 256",
+        "/v1/customers/c1/recommendations?exclude=i1&exclude=%20a": "exclude",
+        "/v1/customers/c1/recommendations?item_id=a%0Ab&context=product": "item_id",
+        "/v1/customers/c%091/recommendations": "customer_id",
+        "/v1/customers/c1%20/recommendations": "customer_id",
+        f"/v1/customers/{'x' * 300}/recommendations": "at most 256",
     }
     for url, message in cases.items():
         r = client.get(url)
@@ -92,12 +96,16 @@ def test_bad_input_is_a_4xx_naming_the_problem(store: Store, client: TestClient)
         assert message in r.json()["detail"], (url, r.json())
 
 
+@pytest.mark.parametrize("odd_ids", [False, True], ids=["plain-ids", "odd-ids"])
 def test_the_compiled_path_answers_like_the_general_path(
-    store: Store, make_client: Callable[..., TestClient]
+    store: Store, make_client: Callable[..., TestClient], odd_ids: bool
 ) -> None:
     """Two apps on the same Redis: one never compiles a version (no similar lists cached),
-    the other answers the storefront's requests through serving.fastpath once it has."""
-    publish(store, "v1")
+    the other answers the storefront's requests through serving.fastpath once it has.
+    With odd ids: spaces, quotes, braces, commas, non-ASCII, a 256-character id."""
+    items = ODD_ITEM_IDS if odd_ids else [f"i{k}" for k in range(30)]
+    customers = ODD_CUSTOMER_IDS if odd_ids else [f"c{k}" for k in range(10)]
+    publish(store, "v1", item_ids=items, customer_ids=customers)
     general = make_client(similar_cache_items=0)
     fast = make_client()
     service = fast.app.state.service  # type: ignore[attr-defined]
@@ -108,19 +116,23 @@ def test_the_compiled_path_answers_like_the_general_path(
         time.sleep(0.05)
     assert "v1" not in general.app.state.service.compiled_versions  # type: ignore[attr-defined]
     events = [
-        {"customer_id": "c1", "item_id": "i20", "event_type": "view"},
-        {"customer_id": "c1", "item_id": "i7", "event_type": "add_to_cart"},
-        {"customer_id": "c2", "item_id": "i2", "event_type": "purchase"},
-        {"customer_id": "c2", "item_id": "i11", "event_type": "view"},
-        {"customer_id": "c3", "item_id": "i3", "event_type": "add_to_cart"},
+        {"customer_id": customers[c], "item_id": items[i], "event_type": kind}
+        for c, i, kind in [
+            (1, 20, "view"),
+            (1, 7, "add_to_cart"),
+            (2, 2, "purchase"),
+            (2, 11, "view"),
+            (3, 3, "add_to_cart"),
+            (4, 18, "view"),  # the 256-character id, in the activity
+        ]
     ]
     assert fast.post("/v1/events", json={"events": events}).status_code == 202
-    for customer in ("c0", "c1", "c2", "c3", "nobody"):
+    for customer in (*customers[:5], "nobody"):
         for params in (
             {"n": 5},
             {"n": 3, "context": "cart"},
-            {"n": 4, "context": "product", "item_id": "i5"},
-            {"n": 6, "exclude": "i1,i4"},
+            {"n": 4, "context": "product", "item_id": items[5]},
+            {"n": 6, "exclude": [items[1], items[4]]},
         ):
             a, b = recs(general, customer, **params), recs(fast, customer, **params)
             assert [(i["item_id"], i["reason"]) for i in a["items"]] == [
