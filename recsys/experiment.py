@@ -391,6 +391,63 @@ def full_timestamps(dataset: Dataset, matrices: Matrices) -> Callable[[], sp.csr
 # --- train ---------------------------------------------------------------------------------
 
 
+BASELINE_MODEL = "popularity"
+"""The baseline every train and tune is compared with, on the same test split."""
+BASELINE_PREFIX = f"baseline_{BASELINE_MODEL}_test_"
+"""MLflow metric prefix of the baseline's headline metrics (``..._ndcg`` at the protocol's K)."""
+LIFT_METRIC = f"lift_over_{BASELINE_MODEL}"
+"""MLflow metric: model test NDCG@K / baseline test NDCG@K (1.0 = as good as popularity)."""
+
+
+def baseline_spec(spec: ExperimentSpec) -> ExperimentSpec:
+    """The experiment with its model replaced by the popularity baseline (default params).
+
+    It keeps the experiment's data, protocol and ``[features]``: the baseline counts the same
+    (weighted) interactions the model learns from, so the lift is what the model adds.
+    """
+    raw = copy.deepcopy(spec.raw)
+    raw["model"] = {"name": BASELINE_MODEL, "params": {}}
+    raw.pop("tune", None)
+    return ExperimentSpec(raw, spec.path)
+
+
+@dataclass(frozen=True)
+class BaselineComparison:
+    """The model's test result next to the popularity baseline's, on the same split."""
+
+    baseline: EvaluationResult
+    model_ndcg: float
+
+    @property
+    def baseline_ndcg(self) -> float:
+        return self.baseline.ndcg
+
+    @property
+    def lift(self) -> float | None:
+        """model NDCG / baseline NDCG; None when the baseline scores 0."""
+        return self.model_ndcg / self.baseline_ndcg if self.baseline_ndcg > 0 else None
+
+    @property
+    def below(self) -> bool:
+        """True when the model ranks worse than popularity (strictly lower NDCG@K)."""
+        return self.model_ndcg < self.baseline_ndcg
+
+    def metrics(self) -> dict[str, float]:
+        """What the run records: the baseline's headline metrics at K and the lift."""
+        out = {f"{BASELINE_PREFIX}{name}": value for name, value in self.baseline.metrics.items()}
+        if self.lift is not None:
+            out[LIFT_METRIC] = self.lift
+        return out
+
+
+def compare_with_baseline(
+    spec: ExperimentSpec, data: ProtocolData, result: EvaluationResult
+) -> BaselineComparison:
+    """Fit the popularity baseline on the test fold's train and evaluate it like the model."""
+    baseline = fit_on_fold(baseline_spec(spec), data.test)
+    return BaselineComparison(evaluate(baseline, data.test, data.config), result.ndcg)
+
+
 @dataclass
 class TrainOutcome:
     run_id: str
@@ -400,6 +457,7 @@ class TrainOutcome:
     """The logged model (refitted on all the data when ``refit_all``)."""
     matrices: Matrices | None = None
     validation: EvaluationResult | None = None
+    baseline: BaselineComparison | None = None
     extra: dict[str, Any] = field(default_factory=dict)
 
 
@@ -410,6 +468,7 @@ def log_outcome(
     model: RecommenderBase,
     result: EvaluationResult,
     *,
+    baseline: BaselineComparison | None = None,
     progress: Callable[[str], None] = lambda _: None,
 ) -> tuple[RecommenderBase, Matrices | None, str | None]:
     """Log spec, data, evaluation and the model into the active run; register it.
@@ -434,6 +493,7 @@ def log_outcome(
             "model": spec.model_name,
             "experiment_file": str(spec.path or ""),
             "data_fingerprint": dataset.fingerprint(),
+            "protocol_fingerprint": tracking.fingerprint_config(spec.protocol().to_dict()),
             "feature_fingerprint": tracking.fingerprint_config(config.to_dict()),
         }
     )
@@ -442,6 +502,8 @@ def log_outcome(
     mlflow.log_dict(data.report(), "split_report.json")
     tracking.log_evaluation(result, "test_")
     log_plots(result, data.test.item_popularity, "test")
+    if baseline is not None:
+        mlflow.log_metrics(baseline.metrics())
 
     if not settings.get("log_model", True):
         return model, None, None
@@ -472,6 +534,7 @@ def log_outcome(
             "refit_all": bool(settings.get("refit_all", True)),
             "data_fingerprint": dataset.fingerprint(),
             "test_ndcg": result.ndcg,
+            "baseline_test_ndcg": baseline.baseline_ndcg if baseline is not None else None,
         },
     )
     progress("saving the model")
@@ -498,12 +561,22 @@ def evaluate_and_log(
     *,
     progress: Callable[[str], None] = lambda _: None,
 ) -> TrainOutcome:
-    """Evaluate a model fitted on the test fold's train, once; log and register it (see
-    :func:`log_outcome`) into the active run ``run_id``."""
+    """Evaluate a model fitted on the test fold's train, once, and the popularity baseline
+    on the same split; log and register it (see :func:`log_outcome`) into the active run
+    ``run_id``."""
     result = evaluate(model, data.test, data.config)
-    logged, matrices, version = log_outcome(spec, dataset, data, model, result, progress=progress)
+    progress(f"evaluating the {BASELINE_MODEL} baseline on test")
+    baseline = compare_with_baseline(spec, data, result)
+    logged, matrices, version = log_outcome(
+        spec, dataset, data, model, result, baseline=baseline, progress=progress
+    )
     return TrainOutcome(
-        run_id=run_id, version=version, result=result, model=logged, matrices=matrices
+        run_id=run_id,
+        version=version,
+        result=result,
+        model=logged,
+        matrices=matrices,
+        baseline=baseline,
     )
 
 

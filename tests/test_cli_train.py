@@ -47,6 +47,7 @@ def test_train_tune_runs_promote(experiment: Path) -> None:
     trained = runner.invoke(app, ["train", str(experiment)])
     assert trained.exit_code == 0, trained.output
     assert "test ndcg@10" in trained.output and "registered version 1" in trained.output
+    assert "popularity baseline ndcg@10" in trained.output and "lift" in trained.output
 
     tuned = runner.invoke(app, ["tune", str(experiment), "--trials", "2"])
     assert tuned.exit_code == 0, tuned.output

@@ -27,7 +27,7 @@ if TYPE_CHECKING:
 
 console = Console()
 
-SIZES = ["tiny", "small", "demo", "bench", "large"]
+SIZES = ["tiny", "grocery", "small", "demo", "bench", "large"]
 SYNTH_LAYOUTS = ["canonical", "retailrocket"]
 INGEST_LAYOUTS = ["canonical", "retailrocket", "uci_online_retail", "movielens"]
 MATRICES_DIR = "matrices"
