@@ -350,29 +350,72 @@ def fit_on_fold(
     return fit_model(spec, fold.matrices, cache, cache_key=id(fold), timestamps=fold.timestamps)
 
 
+def built_matrices(dataset: Dataset) -> Matrices | None:
+    """The matrices ``recsys build`` saved in the dataset's folder (``DIR/matrices``), if any."""
+    from features.matrices import MATRICES_DIR, has_matrices
+
+    if dataset.data_dir is None or not has_matrices(dataset.data_dir / MATRICES_DIR):
+        return None
+    return Matrices.load(dataset.data_dir / MATRICES_DIR)
+
+
+def _same_build(
+    built: Matrices, config: InteractionConfig, dataset: Dataset, item: bool, customer: bool
+) -> bool:
+    """True when ``built`` is exactly what this refit would build: same events (fingerprint),
+    same feature config, no id missing from its maps, and the feature matrices asked for."""
+    return (
+        built.meta.get("events_fingerprint") == dataset.fingerprint()
+        and built.config.to_dict() == config.to_dict()
+        and (not item or built.item_features is not None)
+        and (not customer or built.customer_features is not None)
+    )
+
+
 def full_matrices(spec: ExperimentSpec, dataset: Dataset) -> MatrixSource:
-    """Matrices over all the data (every customer), for the version publishing serves."""
+    """Matrices over all the data (every customer), for the version publishing serves.
+
+    Id maps: when the data folder holds a ``recsys build`` (``DIR/matrices``), its maps,
+    extended with ids it does not know yet (appended, sorted), so a retrain keeps every known
+    id's index; else the sorted ids. For the build's own feature config on the same events,
+    the built matrices are used as they are; any other config is built on the same maps.
+    """
     from features.idmap import IdMap
 
     data = spec.data
+    item, customer = bool(data.get("item_features")), bool(data.get("customer_features"))
+    previous = built_matrices(dataset)
     built: dict[str, Matrices] = {}
     # one pair of id maps for every feature config, so blend components share columns
-    customers = IdMap.from_ids(dataset.events.get_column("customer_id").unique().sort())
-    items = IdMap.from_ids(dataset.events.get_column("item_id").unique().sort())
+    customer_ids = dataset.events.get_column("customer_id").unique().sort()
+    item_ids = dataset.events.get_column("item_id").unique().sort()
+    customers = (previous.customers if previous else IdMap([])).extended(customer_ids)
+    items = (previous.items if previous else IdMap([])).extended(item_ids)
 
     def make(config: InteractionConfig) -> Matrices:
         key = json.dumps(config.to_dict(), sort_keys=True, default=str)
-        if key not in built:
-            built[key] = build_matrices(
+        if key in built:
+            return built[key]
+        if previous is not None and _same_build(previous, config, dataset, item, customer):
+            matrices = copy.copy(previous)
+            if not item:
+                matrices.item_features = matrices.item_feature_names = None
+            if not customer:
+                matrices.customer_features = matrices.customer_feature_names = None
+            matrices.meta = {**previous.meta, "source": "built"}
+        else:
+            matrices = build_matrices(
                 dataset.events,
                 config,
                 customers=customers,
                 items=items,
                 extend=False,
-                catalog=dataset.catalog if data.get("item_features") else None,
-                customer_attrs=dataset.customers if data.get("customer_features") else None,
+                catalog=dataset.catalog if item else None,
+                customer_attrs=dataset.customers if customer else None,
             )
-        return built[key]
+            matrices.meta["source"] = "rebuilt on the build's id maps" if previous else "built"
+        built[key] = matrices
+        return matrices
 
     return make
 
@@ -532,6 +575,7 @@ def log_outcome(
             else None,
             "features": config.to_dict(),
             "refit_all": bool(settings.get("refit_all", True)),
+            "matrices": matrices.meta.get("source"),
             "data_fingerprint": dataset.fingerprint(),
             "test_ndcg": result.ndcg,
             "baseline_test_ndcg": baseline.baseline_ndcg if baseline is not None else None,
