@@ -65,6 +65,7 @@ def test_train_tune_runs_promote(experiment: Path) -> None:
 
     listed = runner.invoke(app, ["runs"])
     assert listed.exit_code == 0 and "itemknn-tiny-tune" in listed.output
+    assert "lift" in listed.output and "x " in listed.output  # lift over popularity, e.g. 2.31x
 
     promoted = runner.invoke(app, ["promote", "--version", "1"])
     assert promoted.exit_code == 0 and "recsys@champion -> version 1" in promoted.output

@@ -71,10 +71,9 @@ def test_shop_experiment_not_below_popularity(
 
 
 @pytest.mark.realdata
+@pytest.mark.slow  # ~2 min on a busy 2-core machine (EASE, LightFM, the blend)
 @pytest.mark.parametrize("path", ML_FILES, ids=[p.stem for p in ML_FILES])
-def test_movielens_experiment_not_below_popularity(
-    ml_small_ratings: Path, path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_movielens_experiment_not_below_popularity(ml_small_ratings: Path, path: Path) -> None:
     spec = ExperimentSpec.load(path)
     spec.raw["data"]["path"] = str(ml_small_ratings)
     model, popularity = lift(spec, load_dataset(spec, write=False))

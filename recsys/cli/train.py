@@ -163,6 +163,7 @@ def runs(
     from rich.table import Table
 
     from recsys import tracking
+    from recsys.experiment import LIFT_METRIC
 
     found = tracking.list_runs(experiment, limit)
     console = Console()
@@ -173,8 +174,9 @@ def runs(
         return
     table = Table(title=f"runs of {experiment!r} ({tracking.tracking_uri()})")
     metrics = ("ndcg", "recall", "precision", "map", "hit_rate", "coverage")
-    for col in ("started", "run", "name", "kind", "model", *[f"{m}@{k}" for m in metrics]):
-        table.add_column(col, justify="right" if "@" in col else "left")
+    columns = ("started", "run", "name", "kind", "model", *[f"{m}@{k}" for m in metrics], "lift")
+    for col in columns:
+        table.add_column(col, justify="right" if "@" in col or col == "lift" else "left")
     table.add_column("version")
     best = max((r.data.metrics.get(f"test_ndcg_at_{k}", -1.0) for r in found), default=-1.0)
     for r in found:
@@ -190,9 +192,17 @@ def runs(
             r.data.tags.get("kind", ""),
             r.data.tags.get("model", ""),
             *cells,
+            _lift_cell(r.data.metrics.get(LIFT_METRIC)),
             r.data.tags.get("registered_version", ""),
         )
     console.print(table)
+
+
+def _lift_cell(lift: float | None) -> str:
+    """The lift over popularity; red below 1 (the model ranks worse than popularity)."""
+    if lift is None:
+        return "-"
+    return f"[red]{lift:.2f}x[/red]" if lift < 1 else f"{lift:.2f}x"
 
 
 @app.command()
