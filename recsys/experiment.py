@@ -359,14 +359,11 @@ def built_matrices(dataset: Dataset) -> Matrices | None:
     return Matrices.load(dataset.data_dir / MATRICES_DIR)
 
 
-def _same_build(
-    built: Matrices, config: InteractionConfig, dataset: Dataset, item: bool, customer: bool
-) -> bool:
-    """True when ``built`` is exactly what this refit would build: same events (fingerprint),
-    same feature config, no id missing from its maps, and the feature matrices asked for."""
+def _same_build(built: Matrices, config: InteractionConfig, item: bool, customer: bool) -> bool:
+    """True when ``built`` (from the same events) is what this refit would build: the same
+    feature config, and the feature matrices asked for."""
     return (
-        built.meta.get("events_fingerprint") == dataset.fingerprint()
-        and built.config.to_dict() == config.to_dict()
+        built.config.to_dict() == config.to_dict()
         and (not item or built.item_features is not None)
         and (not customer or built.customer_features is not None)
     )
@@ -385,6 +382,9 @@ def full_matrices(spec: ExperimentSpec, dataset: Dataset) -> MatrixSource:
     data = spec.data
     item, customer = bool(data.get("item_features")), bool(data.get("customer_features"))
     previous = built_matrices(dataset)
+    same_events = previous is not None and (
+        previous.meta.get("events_fingerprint") == dataset.fingerprint()
+    )
     built: dict[str, Matrices] = {}
     # one pair of id maps for every feature config, so blend components share columns
     customer_ids = dataset.events.get_column("customer_id").unique().sort()
@@ -396,7 +396,7 @@ def full_matrices(spec: ExperimentSpec, dataset: Dataset) -> MatrixSource:
         key = json.dumps(config.to_dict(), sort_keys=True, default=str)
         if key in built:
             return built[key]
-        if previous is not None and _same_build(previous, config, dataset, item, customer):
+        if previous is not None and same_events and _same_build(previous, config, item, customer):
             matrices = copy.copy(previous)
             if not item:
                 matrices.item_features = matrices.item_feature_names = None

@@ -52,6 +52,7 @@ def test_train_tune_runs_promote(experiment: Path) -> None:
     tuned = runner.invoke(app, ["tune", str(experiment), "--trials", "2"])
     assert tuned.exit_code == 0, tuned.output
     assert "best on validation (2 trials)" in tuned.output
+    assert "popularity baseline ndcg@10" in tuned.output
 
     runs = tracking.list_runs()
     assert [r.data.tags["kind"] for r in runs] == ["tune", "train"]  # trials are nested
