@@ -30,7 +30,8 @@ ML_FILES = sorted(EXPERIMENTS.glob("ml-*.toml"))
 BPR_GROCERY = (
     "BPR (implicit) stays below popularity on the dense grocery shop with every setting "
     "tried (factors 16-64, learning rate 0.005-0.05, regularization 0.001-0.1, 20-1000 "
-    "iterations, purchases only): train warns and promote refuses it there"
+    "iterations, purchases only; at learning rate 0.001 it just learns popularity): train "
+    "warns and promote refuses it there"
 )
 
 
