@@ -36,6 +36,8 @@ from features.schema import CATEGORY_SEPARATOR
 
 FORMAT_VERSION = 1
 META = "meta.json"
+MATRICES_DIR = "matrices"
+"""Where ``recsys build DIR`` writes (``DIR/matrices``) and ``recsys train`` looks."""
 CATALOG_CORE = ("item_id", "title", "category", "price", "in_stock", "created_at")
 """Catalog columns that are not free attributes."""
 
@@ -124,11 +126,7 @@ class Matrices:
         if not meta_path.exists():
             raise FileNotFoundError(f"{directory}: no {META} (not a matrices folder)")
         meta = json.loads(meta_path.read_text())
-        customers = IdMap.load(directory / "customers.parquet")
-        items = IdMap.load(directory / "items.parquet")
-        for name, idmap in (("customers", customers), ("items", items)):
-            if idmap.fingerprint() != meta[f"{name}_fingerprint"]:
-                raise ValueError(f"{directory}: {name} id map does not match {META}")
+        customers, items = load_id_maps(directory)
         features: dict[str, Any] = {}
         for name in ("item", "customer"):
             path = directory / f"{name}_features.npz"
@@ -144,6 +142,26 @@ class Matrices:
             meta=meta.get("build", {}),
             **features,
         )
+
+
+def load_id_maps(directory: str | Path) -> tuple[IdMap, IdMap]:
+    """The (customers, items) id maps of a matrices folder, checked against its meta.json."""
+    directory = Path(directory)
+    meta_path = directory / META
+    if not meta_path.exists():
+        raise FileNotFoundError(f"{directory}: no {META} (not a matrices folder)")
+    meta = json.loads(meta_path.read_text())
+    customers = IdMap.load(directory / "customers.parquet")
+    items = IdMap.load(directory / "items.parquet")
+    for name, idmap in (("customers", customers), ("items", items)):
+        if idmap.fingerprint() != meta[f"{name}_fingerprint"]:
+            raise ValueError(f"{directory}: {name} id map does not match {META}")
+    return customers, items
+
+
+def has_matrices(directory: str | Path) -> bool:
+    """True when ``directory`` holds a saved build (its meta.json)."""
+    return (Path(directory) / META).is_file()
 
 
 # ---- building ------------------------------------------------------------------------------
@@ -206,7 +224,9 @@ def build_matrices(
 ) -> Matrices:
     """Validated events -> :class:`Matrices` (CSR float32 customers x items + id maps).
 
-    ``customers`` / ``items``: maps from an earlier build; known ids keep their index. With
+    ``customers`` / ``items``: maps from an earlier build; known ids keep their index (ids
+    absent from ``events`` keep theirs too, with an empty row/column; ``meta`` counts the
+    known and new ids). With
     ``extend=False`` the maps are used as they are and interactions of unknown ids are left
     out (counted in ``meta["dropped_unknown"]``), e.g. to map test events onto train maps.
     ``catalog_items=True`` adds every catalog item to the item map (cold items get a column).
@@ -216,6 +236,7 @@ def build_matrices(
     codes of the sorted distinct ids); their codes are then moved to the map indices.
     """
     config = config or InteractionConfig()
+    given = {"customers": customers, "items": items}
     pairs = pair_weights(events, config)
     n_pairs = pairs.matrix.nnz
     present_rows, present_cols = pairs.present()
@@ -241,12 +262,14 @@ def build_matrices(
             rows, cols, values = rows[known], cols[known], values[known]
         matrix = _csr(values, rows, cols, shape)
 
+    meta: dict[str, Any] = {"pairs": n_pairs, "dropped_unknown": int(n_pairs - len(values))}
+    for name, built in (("customers", customer_map), ("items", item_map)):
+        known = given[name]
+        if known is not None:  # known ids kept at their index, new ones appended
+            meta[f"known_{name}"] = len(known)
+            meta[f"new_{name}"] = len(built) - len(known)
     result = Matrices(
-        interactions=matrix,
-        customers=customer_map,
-        items=item_map,
-        config=config,
-        meta={"pairs": n_pairs, "dropped_unknown": int(n_pairs - len(values))},
+        interactions=matrix, customers=customer_map, items=item_map, config=config, meta=meta
     )
     if catalog is not None:
         result.item_features, result.item_feature_names = item_feature_matrix(

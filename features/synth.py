@@ -115,6 +115,19 @@ SESSION_CHUNK = 200_000
 
 PRESETS: dict[str, dict[str, Any]] = {
     "tiny": {"n_customers": 500, "n_items": 300, "n_events": 20_000, "n_top_categories": 8},
+    # a small dense grocery-like shop: ~170 items, mostly in-store purchases, many repeats,
+    # weak personal tastes and steep popularity (popularity is a strong baseline here)
+    "grocery": {
+        "n_customers": 3_900,
+        "n_items": 170,
+        "n_events": 40_000,
+        "n_top_categories": 8,
+        "channel_shares": (0.05, 0.05, 0.02, 0.88),
+        "repeat_rate": 0.6,
+        "taste_sharpness": 0.5,
+        "popularity_exponent": 1.1,
+        "style_concentration": 5.0,
+    },
     "small": {"n_customers": 4_000, "n_items": 2_000, "n_events": 200_000},
     "demo": {"n_customers": 10_000, "n_items": 4_000, "n_events": 500_000},
     "bench": {"n_customers": 100_000, "n_items": 20_000, "n_events": 5_000_000},
@@ -169,7 +182,8 @@ class SynthConfig:
 
     @classmethod
     def preset(cls, name: str, **overrides: Any) -> SynthConfig:
-        """A named size: tiny (~20k events), small (200k), demo (500k), bench (5M), large (10M)."""
+        """A named size: tiny (~20k events), small (200k), demo (500k), bench (5M), large (10M),
+        or ``grocery`` (40k events, 170 items, dense, mostly purchases)."""
         if name not in PRESETS:
             raise ValueError(f"unknown preset {name!r}; choose from {sorted(PRESETS)}")
         return cls(**{**PRESETS[name], **overrides})

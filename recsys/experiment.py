@@ -447,29 +447,72 @@ def fit_on_fold(
     return fit_model(spec, fold.matrices, cache, cache_key=id(fold), timestamps=fold.timestamps)
 
 
+def built_matrices(dataset: Dataset) -> Matrices | None:
+    """The matrices ``recsys build`` saved in the dataset's folder (``DIR/matrices``), if any."""
+    from features.matrices import MATRICES_DIR, has_matrices
+
+    if dataset.data_dir is None or not has_matrices(dataset.data_dir / MATRICES_DIR):
+        return None
+    return Matrices.load(dataset.data_dir / MATRICES_DIR)
+
+
+def _same_build(built: Matrices, config: InteractionConfig, item: bool, customer: bool) -> bool:
+    """True when ``built`` (from the same events) is what this refit would build: the same
+    feature config, and the feature matrices asked for."""
+    return (
+        built.config.to_dict() == config.to_dict()
+        and (not item or built.item_features is not None)
+        and (not customer or built.customer_features is not None)
+    )
+
+
 def full_matrices(spec: ExperimentSpec, dataset: Dataset) -> MatrixSource:
-    """Matrices over all the data (every customer), for the version publishing serves."""
+    """Matrices over all the data (every customer), for the version publishing serves.
+
+    Id maps: when the data folder holds a ``recsys build`` (``DIR/matrices``), its maps,
+    extended with ids it does not know yet (appended, sorted), so a retrain keeps every known
+    id's index; else the sorted ids. For the build's own feature config on the same events,
+    the built matrices are used as they are; any other config is built on the same maps.
+    """
     from features.idmap import IdMap
 
     data = spec.data
+    item, customer = bool(data.get("item_features")), bool(data.get("customer_features"))
+    previous = built_matrices(dataset)
+    same_events = previous is not None and (
+        previous.meta.get("events_fingerprint") == dataset.fingerprint()
+    )
     built: dict[str, Matrices] = {}
     # one pair of id maps for every feature config, so blend components share columns
-    customers = IdMap.from_ids(dataset.events.get_column("customer_id").unique().sort())
-    items = IdMap.from_ids(dataset.events.get_column("item_id").unique().sort())
+    customer_ids = dataset.events.get_column("customer_id").unique().sort()
+    item_ids = dataset.events.get_column("item_id").unique().sort()
+    customers = (previous.customers if previous else IdMap([])).extended(customer_ids)
+    items = (previous.items if previous else IdMap([])).extended(item_ids)
 
     def make(config: InteractionConfig) -> Matrices:
         key = json.dumps(config.to_dict(), sort_keys=True, default=str)
-        if key not in built:
-            built[key] = build_matrices(
+        if key in built:
+            return built[key]
+        if previous is not None and same_events and _same_build(previous, config, item, customer):
+            matrices = copy.copy(previous)
+            if not item:
+                matrices.item_features = matrices.item_feature_names = None
+            if not customer:
+                matrices.customer_features = matrices.customer_feature_names = None
+            matrices.meta = {**previous.meta, "source": "built"}
+        else:
+            matrices = build_matrices(
                 dataset.events,
                 config,
                 customers=customers,
                 items=items,
                 extend=False,
-                catalog=dataset.catalog if data.get("item_features") else None,
-                customer_attrs=dataset.customers if data.get("customer_features") else None,
+                catalog=dataset.catalog if item else None,
+                customer_attrs=dataset.customers if customer else None,
             )
-        return built[key]
+            matrices.meta["source"] = "rebuilt on the build's id maps" if previous else "built"
+        built[key] = matrices
+        return matrices
 
     return make
 
@@ -488,6 +531,63 @@ def full_timestamps(dataset: Dataset, matrices: Matrices) -> Callable[[], sp.csr
 # --- train ---------------------------------------------------------------------------------
 
 
+BASELINE_MODEL = "popularity"
+"""The baseline every train and tune is compared with, on the same test split."""
+BASELINE_PREFIX = f"baseline_{BASELINE_MODEL}_test_"
+"""MLflow metric prefix of the baseline's headline metrics (``..._ndcg`` at the protocol's K)."""
+LIFT_METRIC = f"lift_over_{BASELINE_MODEL}"
+"""MLflow metric: model test NDCG@K / baseline test NDCG@K (1.0 = as good as popularity)."""
+
+
+def baseline_spec(spec: ExperimentSpec) -> ExperimentSpec:
+    """The experiment with its model replaced by the popularity baseline (default params).
+
+    It keeps the experiment's data, protocol and ``[features]``: the baseline counts the same
+    (weighted) interactions the model learns from, so the lift is what the model adds.
+    """
+    raw = copy.deepcopy(spec.raw)
+    raw["model"] = {"name": BASELINE_MODEL, "params": {}}
+    raw.pop("tune", None)
+    return ExperimentSpec(raw, spec.path)
+
+
+@dataclass(frozen=True)
+class BaselineComparison:
+    """The model's test result next to the popularity baseline's, on the same split."""
+
+    baseline: EvaluationResult
+    model_ndcg: float
+
+    @property
+    def baseline_ndcg(self) -> float:
+        return self.baseline.ndcg
+
+    @property
+    def lift(self) -> float | None:
+        """model NDCG / baseline NDCG; None when the baseline scores 0."""
+        return self.model_ndcg / self.baseline_ndcg if self.baseline_ndcg > 0 else None
+
+    @property
+    def below(self) -> bool:
+        """True when the model ranks worse than popularity (strictly lower NDCG@K)."""
+        return self.model_ndcg < self.baseline_ndcg
+
+    def metrics(self) -> dict[str, float]:
+        """What the run records: the baseline's headline metrics at K and the lift."""
+        out = {f"{BASELINE_PREFIX}{name}": value for name, value in self.baseline.metrics.items()}
+        if self.lift is not None:
+            out[LIFT_METRIC] = self.lift
+        return out
+
+
+def compare_with_baseline(
+    spec: ExperimentSpec, data: ProtocolData, result: EvaluationResult
+) -> BaselineComparison:
+    """Fit the popularity baseline on the test fold's train and evaluate it like the model."""
+    baseline = fit_on_fold(baseline_spec(spec), data.test)
+    return BaselineComparison(evaluate(baseline, data.test, data.config), result.ndcg)
+
+
 @dataclass
 class TrainOutcome:
     run_id: str
@@ -497,6 +597,7 @@ class TrainOutcome:
     """The logged model (refitted on all the data when ``refit_all``)."""
     matrices: Matrices | None = None
     validation: EvaluationResult | None = None
+    baseline: BaselineComparison | None = None
     extra: dict[str, Any] = field(default_factory=dict)
 
 
@@ -507,6 +608,7 @@ def log_outcome(
     model: RecommenderBase,
     result: EvaluationResult,
     *,
+    baseline: BaselineComparison | None = None,
     progress: Callable[[str], None] = lambda _: None,
 ) -> tuple[RecommenderBase, Matrices | None, str | None]:
     """Log spec, data, evaluation and the model into the active run; register it.
@@ -531,6 +633,7 @@ def log_outcome(
             "model": spec.model_name,
             "experiment_file": str(spec.path or ""),
             "data_fingerprint": dataset.fingerprint(),
+            "protocol_fingerprint": tracking.fingerprint_config(spec.protocol().to_dict()),
             "feature_fingerprint": tracking.fingerprint_config(config.to_dict()),
         }
     )
@@ -539,6 +642,8 @@ def log_outcome(
     mlflow.log_dict(data.report(), "split_report.json")
     tracking.log_evaluation(result, "test_")
     log_plots(result, data.test.item_popularity, "test")
+    if baseline is not None:
+        mlflow.log_metrics(baseline.metrics())
 
     if not settings.get("log_model", True):
         return model, None, None
@@ -567,8 +672,10 @@ def log_outcome(
             else None,
             "features": config.to_dict(),
             "refit_all": bool(settings.get("refit_all", True)),
+            "matrices": matrices.meta.get("source"),
             "data_fingerprint": dataset.fingerprint(),
             "test_ndcg": result.ndcg,
+            "baseline_test_ndcg": baseline.baseline_ndcg if baseline is not None else None,
         },
     )
     progress("saving the model")
@@ -595,12 +702,22 @@ def evaluate_and_log(
     *,
     progress: Callable[[str], None] = lambda _: None,
 ) -> TrainOutcome:
-    """Evaluate a model fitted on the test fold's train, once; log and register it (see
-    :func:`log_outcome`) into the active run ``run_id``."""
+    """Evaluate a model fitted on the test fold's train, once, and the popularity baseline
+    on the same split; log and register it (see :func:`log_outcome`) into the active run
+    ``run_id``."""
     result = evaluate(model, data.test, data.config)
-    logged, matrices, version = log_outcome(spec, dataset, data, model, result, progress=progress)
+    progress(f"evaluating the {BASELINE_MODEL} baseline on test")
+    baseline = compare_with_baseline(spec, data, result)
+    logged, matrices, version = log_outcome(
+        spec, dataset, data, model, result, baseline=baseline, progress=progress
+    )
     return TrainOutcome(
-        run_id=run_id, version=version, result=result, model=logged, matrices=matrices
+        run_id=run_id,
+        version=version,
+        result=result,
+        model=logged,
+        matrices=matrices,
+        baseline=baseline,
     )
 
 

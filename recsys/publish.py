@@ -154,6 +154,13 @@ def write_version(
     return report
 
 
+def active_rows(history: sp.csr_matrix) -> np.ndarray:
+    """Customers with at least one interaction in ``history``. Stable id maps keep a row for
+    every customer ever seen (``recsys build``); one absent from the training data has an
+    empty row and gets no candidates, so serving treats them as a new customer."""
+    return np.flatnonzero(np.diff(history.indptr) > 0)
+
+
 def publish_version(
     store: Store,
     version: str,
@@ -195,7 +202,12 @@ def publish_version(
         table,
         np.asarray(customers.ids, dtype=object),
         customer_candidates(
-            model, exclude, config.n_candidates, config.chunk_size, progress=progress
+            model,
+            exclude,
+            config.n_candidates,
+            config.chunk_size,
+            rows=active_rows(history),
+            progress=progress,
         ),
         similar=similar_candidates(model, config.n_similar, config.chunk_size, progress=progress),
         lists=lists,

@@ -235,7 +235,18 @@ def register(
 def promote(
     name: str = DEFAULT_MODEL_NAME, version: str | int | None = None, alias: str = CHAMPION
 ) -> str:
-    """Point ``alias`` (default ``champion``) at ``version`` (default: the latest)."""
+    """Point ``alias`` (default ``champion``) at ``version`` (default: the latest).
+
+    No quality check here: ``recsys promote`` checks first (``recsys.promotion``).
+    """
+    c = client()
+    version = resolve_version(name, version)
+    c.set_registered_model_alias(name, alias, version)
+    return version
+
+
+def resolve_version(name: str = DEFAULT_MODEL_NAME, version: str | int | None = None) -> str:
+    """``version`` checked to exist, or the latest registered version of ``name``."""
     c = client()
     if version is None:
         versions = c.search_model_versions(f"name = '{name}'")
@@ -243,7 +254,6 @@ def promote(
             raise LookupError(f"no registered versions of model {name!r}")
         version = max(int(v.version) for v in versions)
     c.get_model_version(name, str(version))  # raises a clear error when missing
-    c.set_registered_model_alias(name, alias, str(version))
     return str(version)
 
 

@@ -90,8 +90,8 @@ def start_point(
         if dim["type"] == "categorical":
             if value not in dim["choices"]:
                 return None
-        elif not dim["low"] <= value <= dim["high"]:
-            return None
+        elif not isinstance(value, int | float) or not dim["low"] <= value <= dim["high"]:
+            return None  # out of range, or a symbolic value such as "auto"
         point[path] = value
     return point
 

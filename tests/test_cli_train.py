@@ -47,10 +47,12 @@ def test_train_tune_runs_promote(experiment: Path) -> None:
     trained = runner.invoke(app, ["train", str(experiment)])
     assert trained.exit_code == 0, trained.output
     assert "test ndcg@10" in trained.output and "registered version 1" in trained.output
+    assert "popularity baseline ndcg@10" in trained.output and "lift" in trained.output
 
     tuned = runner.invoke(app, ["tune", str(experiment), "--trials", "2"])
     assert tuned.exit_code == 0, tuned.output
     assert "best on validation (2 trials)" in tuned.output
+    assert "popularity baseline ndcg@10" in tuned.output
 
     runs = tracking.list_runs()
     assert [r.data.tags["kind"] for r in runs] == ["tune", "train"]  # trials are nested
@@ -64,6 +66,7 @@ def test_train_tune_runs_promote(experiment: Path) -> None:
 
     listed = runner.invoke(app, ["runs"])
     assert listed.exit_code == 0 and "itemknn-tiny-tune" in listed.output
+    assert "lift" in listed.output and "x " in listed.output  # lift over popularity, e.g. 2.31x
 
     promoted = runner.invoke(app, ["promote", "--version", "1"])
     assert promoted.exit_code == 0 and "recsys@champion -> version 1" in promoted.output

@@ -38,7 +38,7 @@ def store(redis_url: str, redis_prefix: str) -> Store:
 def shop() -> tuple[sp.csr_matrix, IdMap, IdMap, pl.DataFrame]:
     rng = np.random.default_rng(7)
     dense = (rng.random((N_CUSTOMERS, N_ITEMS)) < 0.15).astype(np.float32)
-    dense[0] = 0  # a customer whose history is empty still gets candidates
+    dense[0] = 0  # a customer whose history is empty (kept by a stable id map): no candidates
     customers = IdMap([f"cust-{j}" for j in range(N_CUSTOMERS)])
     items = IdMap([f"sku-{j}" for j in range(N_ITEMS)])
     catalog = pl.DataFrame(
@@ -89,6 +89,17 @@ def test_publish_reads_back_what_the_model_recommends(store: Store, shop: tuple)
     }
 
 
+def test_customers_with_an_empty_row_get_no_candidates(store: Store, shop: tuple) -> None:
+    hist, customers, _, _ = shop
+    model, report = run_publish(store, shop, "1", model_name="popularity")
+    # popularity would give customer 0 the global list; their row is empty (a customer the
+    # stable id map kept but who is not in this data), so serving's fallback answers them
+    assert model.recommend(np.array([0]), 5, exclude=hist[:1])[0][0, 0] >= 0
+    assert report.customers == int((np.diff(hist.indptr) > 0).sum()) < N_CUSTOMERS
+    assert len(store.customer_view("1", str(customers.ids[0])).candidates) == 0
+    assert len(store.customer_view("1", str(customers.ids[1])).candidates) > 0
+
+
 def test_second_version_switch_rollback_and_idempotent_rerun(store: Store, shop: tuple) -> None:
     customers = shop[1]
     run_publish(store, shop, "1", "itemknn")
@@ -123,8 +134,10 @@ def test_crash_mid_publish_never_activates_and_rerun_recovers(store: Store, shop
     popular = build("popularity").fit(hist)  # the re-run may differ: it rewrites everything
     report = publish_version(store, "2", popular, customers, items, hist, progress=False)
     assert report.activated and store.active_version() == "2"
-    assert report.customers == N_CUSTOMERS
-    assert len(store.customer_view("2", str(customers.ids[0])).candidates) == N_ITEMS
+    assert report.customers == int((np.diff(hist.indptr) > 0).sum())  # empty rows: none
+    assert len(store.customer_view("2", str(customers.ids[1])).candidates) == N_ITEMS - len(
+        hist[1].indices
+    )
 
 
 def test_publish_synthetic_reports_rate_and_size(store: Store) -> None:

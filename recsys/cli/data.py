@@ -29,10 +29,9 @@ if TYPE_CHECKING:
 
 console = Console()
 
-SIZES = ["tiny", "small", "demo", "bench", "large"]
+SIZES = ["tiny", "grocery", "small", "demo", "bench", "large"]
 SYNTH_LAYOUTS = ["canonical", "retailrocket"]
 INGEST_LAYOUTS = ["canonical", "retailrocket", "uci_online_retail", "movielens"]
-MATRICES_DIR = "matrices"
 
 
 @contextlib.contextmanager
@@ -307,14 +306,29 @@ def build(
     quantity_types: Annotated[
         list[str] | None, typer.Option(help="Event types weighted by quantity (repeatable).")
     ] = None,
+    previous: Annotated[
+        Path | None,
+        typer.Option(
+            help="Matrices folder whose id maps to keep (default: the target folder's build)."
+        ),
+    ] = None,
+    fresh: Annotated[
+        bool, typer.Option("--fresh", help="Ignore earlier id maps: number ids from scratch.")
+    ] = False,
 ) -> None:
-    """Build the customer x item matrix (+ id maps, feature matrices) from events.parquet."""
+    """Build the customer x item matrix (+ id maps, feature matrices) from events.parquet.
+
+    Id maps are stable across rebuilds: the maps of the previous build in the target folder
+    (or --previous) are kept, known ids keep their index, new ids are appended, and ids no
+    longer in the events keep their slot (an empty row/column). --fresh starts over.
+    """
     import polars as pl
 
     from features.ingest import CATALOG_FILE, CUSTOMERS_FILE, EVENTS_FILE
     from features.interactions import InteractionConfig
-    from features.matrices import build_matrices
+    from features.matrices import MATRICES_DIR, build_matrices, has_matrices, load_id_maps
     from features.source_options import recorded_weights
+    from recsys.tracking import fingerprint_frame
 
     events_path = data_dir / EVENTS_FILE
     if not events_path.exists():
@@ -334,6 +348,13 @@ def build(
             config = config.with_weights(**{**recorded, **_parse_weights(weight or [])})
     except ValueError as error:
         raise _fail(str(error)) from None
+    if fresh and previous is not None:
+        raise _fail("--fresh and --previous exclude each other")
+    maps_from = previous or (None if fresh or not has_matrices(target) else target)
+    try:
+        customer_map, item_map = load_id_maps(maps_from) if maps_from else (None, None)
+    except (FileNotFoundError, ValueError) as error:
+        raise _fail(f"--previous: {error}") from None
     catalog_path, customers_path = data_dir / CATALOG_FILE, data_dir / CUSTOMERS_FILE
     with stages(3, f"reading {events_path}") as progress:
         events = pl.read_parquet(events_path)
@@ -341,7 +362,17 @@ def build(
         customer_attrs = pl.read_parquet(customers_path) if customers_path.exists() else None
         _done(progress)
         _step(progress, f"building matrices from {events.height:,} events")
-        matrices = build_matrices(events, config, catalog=catalog, customer_attrs=customer_attrs)
+        matrices = build_matrices(
+            events,
+            config,
+            customers=customer_map,
+            items=item_map,
+            catalog=catalog,
+            customer_attrs=customer_attrs,
+        )
+        matrices.meta["events_fingerprint"] = fingerprint_frame(events)
+        if maps_from is not None:
+            matrices.meta["id_maps_from"] = str(maps_from)
         _done(progress)
         _step(progress, f"saving {target}")
         matrices.save(target)
@@ -356,6 +387,15 @@ def build(
         ("confidence", f"{config.confidence} (alpha {config.alpha})"),
         ("half-life (days)", str(config.half_life_days)),
     ]
+    if maps_from is not None:
+        meta = matrices.meta
+        rows.append(
+            (
+                "id maps kept from",
+                f"{maps_from} ({meta['known_customers']:,} customers, {meta['known_items']:,} "
+                f"items; appended {meta['new_customers']:,} / {meta['new_items']:,})",
+            )
+        )
     if "item_features" in summary:
         rows.append(("item features", f"{summary['item_features']:,}"))
     if "customer_features" in summary:

@@ -77,6 +77,28 @@ def _summary(outcome: Any, title: str) -> None:
         f"test ndcg@{result.k} = [bold]{result.ndcg:.4f}[/bold] over {result.n_customers} "
         f"customers; run {outcome.run_id}{version}"
     )
+    _baseline_line(console, outcome.baseline, result.k)
+
+
+def _baseline_line(console: Any, baseline: Any, k: int) -> None:
+    """The popularity baseline's NDCG and the lift; a red warning when the model is below."""
+    if baseline is None:
+        return
+    lift = "n/a (popularity scores 0)" if baseline.lift is None else f"{baseline.lift:.2f}x"
+    line = (
+        f"popularity baseline ndcg@{k} = {baseline.baseline_ndcg:.4f} on the same split; "
+        f"lift {lift}"
+    )
+    if baseline.below:
+        console.print(
+            f"[bold red]warning: the model ranks worse than popularity[/bold red] "
+            f"({baseline.model_ndcg:.4f} < {baseline.baseline_ndcg:.4f}); `recsys promote` "
+            "will refuse it without --force. Tune it (`recsys tune`) or use fewer factors / "
+            "more regularization on a small or dense catalog."
+        )
+        console.print(f"[red]{line}[/red]")
+    else:
+        console.print(line)
 
 
 def _load_spec(path: Path) -> Any:
@@ -95,7 +117,7 @@ def train(experiment: ExperimentFile) -> None:
 
     spec = _load_spec(experiment)
     settings = spec.mlflow
-    stages = 4
+    stages = 5
     if settings.get("log_model", True):
         stages += 2 if settings.get("refit_all", True) else 1
     with _stages(stages, spec.name) as step:
@@ -141,6 +163,7 @@ def runs(
     from rich.table import Table
 
     from recsys import tracking
+    from recsys.experiment import LIFT_METRIC
 
     found = tracking.list_runs(experiment, limit)
     console = Console()
@@ -151,8 +174,9 @@ def runs(
         return
     table = Table(title=f"runs of {experiment!r} ({tracking.tracking_uri()})")
     metrics = ("ndcg", "recall", "precision", "map", "hit_rate", "coverage")
-    for col in ("started", "run", "name", "kind", "model", *[f"{m}@{k}" for m in metrics]):
-        table.add_column(col, justify="right" if "@" in col else "left")
+    columns = ("started", "run", "name", "kind", "model", *[f"{m}@{k}" for m in metrics], "lift")
+    for col in columns:
+        table.add_column(col, justify="right" if "@" in col or col == "lift" else "left")
     table.add_column("version")
     best = max((r.data.metrics.get(f"test_ndcg_at_{k}", -1.0) for r in found), default=-1.0)
     for r in found:
@@ -168,9 +192,17 @@ def runs(
             r.data.tags.get("kind", ""),
             r.data.tags.get("model", ""),
             *cells,
+            _lift_cell(r.data.metrics.get(LIFT_METRIC)),
             r.data.tags.get("registered_version", ""),
         )
     console.print(table)
+
+
+def _lift_cell(lift: float | None) -> str:
+    """The lift over popularity; red below 1 (the model ranks worse than popularity)."""
+    if lift is None:
+        return "-"
+    return f"[red]{lift:.2f}x[/red]" if lift < 1 else f"{lift:.2f}x"
 
 
 @app.command()
@@ -180,15 +212,40 @@ def promote(
     ] = None,
     name: Annotated[str, typer.Option(help="Registered model name")] = "recsys",
     alias: Annotated[str, typer.Option(help="Alias to set")] = "champion",
+    force: Annotated[
+        bool,
+        typer.Option(
+            "--force", help="Promote even below the popularity baseline or the current champion"
+        ),
+    ] = False,
 ) -> None:
-    """Point the `champion` alias (what publishing reads) at a registered model version."""
+    """Point the `champion` alias (what publishing reads) at a registered model version.
+
+    Refused (exit code 2) when the version's test NDCG is below its run's popularity
+    baseline, or below the current champion's on the same data and protocol; --force
+    promotes anyway.
+    """
     from mlflow.exceptions import MlflowException
+    from rich.console import Console
 
     from recsys import tracking
+    from recsys.promotion import check_promotion
 
+    console = Console(stderr=True, soft_wrap=True)
     try:
-        chosen = tracking.promote(name, version, alias)
+        chosen = tracking.resolve_version(name, version)
+        check = check_promotion(tracking.client(), name, chosen, alias)
     except (LookupError, MlflowException) as error:
         typer.echo(f"error: {error}", err=True)
         raise typer.Exit(1) from None
+    for note in check.notes:
+        console.print(f"[yellow]note:[/yellow] {note}")
+    if not check.allowed:
+        for reason in check.refusals:
+            console.print(f"[bold red]refused:[/bold red] {reason}")
+        if not force:
+            console.print(f"{name}@{alias} unchanged; use --force to promote it anyway")
+            raise typer.Exit(2)
+        console.print("[yellow]promoting anyway (--force)[/yellow]")
+    tracking.promote(name, chosen, alias)
     typer.echo(f"{name}@{alias} -> version {chosen}")
