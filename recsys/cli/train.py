@@ -101,6 +101,20 @@ def _baseline_line(console: Any, baseline: Any, k: int) -> None:
         console.print(line)
 
 
+@contextmanager
+def _data_errors() -> Iterator[None]:
+    """Data the experiment cannot use (a source it cannot read, nothing to evaluate): a
+    message and exit code 2, not a traceback."""
+    from features.sources import SourceError
+    from recsys.evaluation.protocol import NothingToEvaluate
+
+    try:
+        yield
+    except (SourceError, NothingToEvaluate, FileNotFoundError) as error:
+        typer.echo(f"error: {error}", err=True)
+        raise typer.Exit(2) from None
+
+
 def _load_spec(path: Path) -> Any:
     from recsys.experiment import ExperimentSpec
 
@@ -120,7 +134,7 @@ def train(experiment: ExperimentFile) -> None:
     stages = 5
     if settings.get("log_model", True):
         stages += 2 if settings.get("refit_all", True) else 1
-    with _stages(stages, spec.name) as step:
+    with _data_errors(), _stages(stages, spec.name) as step:
         outcome = run_train(spec, progress=step)
     _summary(outcome, f"{spec.name}: {spec.model_name} on test")
 
@@ -142,7 +156,8 @@ def tune(
     def step(name: str) -> None:
         console.print(f"[bold]{spec.name}[/bold]: {name}")
 
-    outcome = run_tune(spec, trials=trials, timeout=timeout, progress=step)
+    with _data_errors():
+        outcome = run_tune(spec, trials=trials, timeout=timeout, progress=step)
     console.print(
         f"best on validation ({outcome.extra['trials']} trials): "
         f"{outcome.extra['best_validation']:.4f} with {outcome.extra['best']}"

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import polars as pl
@@ -44,6 +44,15 @@ POSITIVE_TYPES: dict[str, tuple[str, ...]] = {
 }
 """Default positive event types per kind of source."""
 
+EXCLUDE: dict[str, Literal["seen", "positives"]] = {"movielens": "seen", "shop": "positives"}
+"""Default exclusion per kind of source: a rated film is never shown again (every train
+item is excluded); a shop filters what was bought, as serving does, and a viewed item stays
+rankable (buying what one viewed is the conversion a shop wants)."""
+
+
+class NothingToEvaluate(ValueError):
+    """The data has no customer the protocol can evaluate (too few positives)."""
+
 
 @dataclass(frozen=True)
 class ProtocolConfig:
@@ -56,6 +65,9 @@ class ProtocolConfig:
     ks: tuple[int, ...] = DEFAULT_KS
     segment_edges: tuple[int, ...] = DEFAULT_SEGMENT_EDGES
     batch_size: int = 4096
+    exclude: Literal["seen", "positives"] = "seen"
+    """Train items excluded from a customer's ranking: ``seen`` every item in their train
+    events, ``positives`` only those with a positive event (:data:`EXCLUDE` per source)."""
 
     def __post_init__(self) -> None:
         if not self.positive_types:
@@ -64,6 +76,8 @@ class ProtocolConfig:
             raise ValueError("test_fraction must be in (0, 1)")
         if self.min_positives < 2:
             raise ValueError("min_positives must be >= 2 (one to train on, one to test)")
+        if self.exclude not in ("seen", "positives"):
+            raise ValueError(f"exclude must be 'seen' or 'positives', not {self.exclude!r}")
         object.__setattr__(self, "positive_types", tuple(self.positive_types))
         object.__setattr__(self, "ks", tuple(sorted(set(self.ks) | {self.k})))
         object.__setattr__(self, "segment_edges", tuple(self.segment_edges))
@@ -74,6 +88,7 @@ class ProtocolConfig:
         if source not in POSITIVE_TYPES:
             raise ValueError(f"unknown source kind {source!r}; known: {sorted(POSITIVE_TYPES)}")
         overrides.setdefault("positive_types", POSITIVE_TYPES[source])
+        overrides.setdefault("exclude", EXCLUDE[source])
         return cls(**overrides)
 
     def to_dict(self) -> dict[str, Any]:
@@ -130,15 +145,30 @@ class Fold:
         *,
         catalog: pl.DataFrame | None = None,
         customer_attrs: pl.DataFrame | None = None,
+        exclude_types: Sequence[str] | None = None,
     ) -> Fold:
-        """Build the fold; id maps and popularity come from ``train_events`` alone."""
+        """Build the fold; id maps and popularity come from ``train_events`` alone.
+
+        ``seen`` (excluded from rankings) holds each customer's train items of
+        ``exclude_types`` (None: of every type)."""
         customers = IdMap.from_ids(train_events.get_column("customer_id").unique().sort())
         items = IdMap.from_ids(train_events.get_column("item_id").unique().sort())
-        seen_m = build_matrices(
+        touched = build_matrices(
             train_events, _ones_config(train_events), customers=customers, items=items
-        )
-        seen = seen_m.interactions.copy()
-        seen.data[:] = 1.0
+        ).interactions
+        touched.data[:] = 1.0
+        if exclude_types is None:
+            seen = touched
+        else:
+            positives = train_events.filter(pl.col("event_type").is_in(list(exclude_types)))
+            seen = build_matrices(
+                positives,
+                _ones_config(train_events),
+                customers=customers,
+                items=items,
+                extend=False,
+            ).interactions
+            seen.data[:] = 1.0
         held = build_matrices(
             heldout, _ones_config(heldout), customers=customers, items=items, extend=False
         ).interactions
@@ -146,7 +176,7 @@ class Fold:
         rows = np.flatnonzero(n_held > 0).astype(np.int32)
         relevant = held[rows]
         relevant.data[:] = 1.0
-        counts = np.diff(seen.tocsc().indptr)
+        counts = np.diff(touched.tocsc().indptr)
         popularity = counts / max(1, len(customers))
         return cls(
             train_events=train_events,
@@ -274,11 +304,18 @@ class ProtocolData:
     ) -> ProtocolData:
         split = split_events(events, config)
         if split.test.is_empty():
-            raise ValueError(
+            raise NothingToEvaluate(
                 f"no customer has >= {config.min_positives} positives of types "
-                f"{list(config.positive_types)} with a warm test item: nothing to evaluate"
+                f"{list(config.positive_types)} with a warm test item: nothing to evaluate. "
+                "On a log with few purchases per customer, count more event types as "
+                'positives in the experiment file: [protocol] positive_types = ["purchase", '
+                '"add_to_cart"], min_positives = 3'
             )
-        extra = {"catalog": catalog, "customer_attrs": customer_attrs}
+        extra: dict[str, Any] = {
+            "catalog": catalog,
+            "customer_attrs": customer_attrs,
+            "exclude_types": config.positive_types if config.exclude == "positives" else None,
+        }
         return cls(
             split=split,
             validation=Fold.from_events(

@@ -116,3 +116,25 @@ def test_config_validation() -> None:
     with pytest.raises(ValueError, match="test_fraction"):
         ProtocolConfig(test_fraction=1.5)
     assert ProtocolConfig(k=7, ks=(5,)).ks == (5, 7)
+
+
+def test_a_shop_excludes_what_was_bought_and_keeps_what_was_viewed() -> None:
+    """A shop's ranking filters bought items (as serving does); viewed ones stay rankable,
+    so buying a viewed item is a hit. MovieLens excludes every rated item."""
+    rows: list[tuple[str, str, str, int]] = []
+    for n, customer in enumerate(["s1", "s2", "s3"]):
+        rows += [(customer, item, "purchase", h) for h, item in enumerate("abcde")]
+        rows += [(customer, "v", "view", 1), (customer, "w", "view", 10 + n)]
+    rows += [("s4", "v", "purchase", 0), ("s4", "w", "purchase", 1)]  # v, w bought by someone
+    rows += [("s1", "v", "purchase", 20)]  # s1 buys the item viewed before the cut
+    config = ProtocolConfig.for_source("shop", ks=(1, 3, 5))
+    assert config.exclude == "positives" and CONFIG.exclude == "seen"
+    fold = ProtocolData.from_events(frame(rows), config).test
+    s1 = int(fold.customers.index_of(["s1"])[0])
+    assert set(fold.items.id_of(fold.seen[s1].indices)) == {"a", "b", "c", "d"}
+    popularity = fold.fit(build("popularity"), InteractionConfig(weights={"purchase": 1.0}))
+    recommended = evaluate(popularity, fold, config).extra["recommended"]
+    row = int(np.flatnonzero(fold.rows == s1)[0])
+    ranked = {fold.items.ids[j] for j in recommended[row] if j >= 0}
+    assert "v" in ranked and "a" not in ranked
+    assert fold.unreachable == 0
