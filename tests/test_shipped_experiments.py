@@ -27,13 +27,6 @@ EXPERIMENTS = Path(__file__).resolve().parent.parent / "experiments"
 SHOP_FILES = sorted(EXPERIMENTS.glob("shop-*.toml"))
 ML_FILES = sorted(EXPERIMENTS.glob("ml-*.toml"))
 
-BPR_GROCERY = (
-    "BPR (implicit) stays below popularity on the dense grocery shop with every setting "
-    "tried (factors 16-64, learning rate 0.005-0.05, regularization 0.001-0.1, 20-1000 "
-    "iterations, purchases only; at learning rate 0.001 it just learns popularity): train "
-    "warns and promote refuses it there"
-)
-
 
 @pytest.fixture(scope="module")
 def shops() -> dict[str, Dataset]:
@@ -56,10 +49,7 @@ def shop_cases() -> list[object]:
     cases: list[object] = []
     for preset in ("small", "grocery"):
         for path in SHOP_FILES:
-            marks = []
-            if preset == "grocery" and path.stem == "shop-bpr":
-                marks = [pytest.mark.xfail(strict=True, reason=BPR_GROCERY)]
-            cases.append(pytest.param(preset, path, id=f"{preset}-{path.stem}", marks=marks))
+            cases.append(pytest.param(preset, path, id=f"{preset}-{path.stem}"))
     return cases
 
 
