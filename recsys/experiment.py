@@ -666,6 +666,7 @@ def log_outcome(
             "data_dir": str(dataset.data_dir.resolve()) if dataset.data_dir else None,
             "events_path": str(dataset.events_path.resolve()) if dataset.events_path else None,
             "layout": spec.data.get("layout", "canonical"),
+            "source_options": (dataset.source or {}).get("options"),
             "catalog_path": str(dataset.catalog_path.resolve()) if dataset.catalog_path else None,
             "customers_path": str(dataset.customers_path.resolve())
             if dataset.customers_path

@@ -255,9 +255,16 @@ def publish(
             events_frame = pl.read_parquet(events_path)
         else:  # the run read a raw file in place (e.g. MovieLens): validate it the same way
             from features.ingest import ingest
+            from features.source_options import SourceOptions
 
-            layout = str(loaded.meta.get("layout", "canonical")) if loaded.meta else "canonical"
-            events_frame = ingest(events_path, layout=layout).events
+            trained = loaded.meta or {}
+            recorded = trained.get("source_options")
+            options = (
+                SourceOptions.from_dict(recorded)
+                if recorded
+                else SourceOptions(layout=str(trained.get("layout", "canonical")))
+            )
+            events_frame = ingest(events_path, options).events
     meta = {"model_name": name, "model_version": loaded.version, "run_id": loaded.run_id}
     return publish_version(
         store,

@@ -4,6 +4,7 @@ re-run, synthetic publishing, events export round trip, and the CLI."""
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 
 import numpy as np
 import polars as pl
@@ -18,6 +19,7 @@ from recsys.cli import app
 from recsys.models import build
 from recsys.publish import (
     export_events,
+    publish,
     publish_synthetic,
     publish_version,
     synthetic_customer_ids,
@@ -243,3 +245,36 @@ def test_cli_publishes_the_registry_champion(  # type: ignore[no-untyped-def]
     assert view.candidates.items.tolist() == expected[2][expected[2] >= 0].tolist()
     missing = CliRunner().invoke(app, ["publish", *args, "--model-version", "99"])
     assert missing.exit_code == 1 and "publish failed" in missing.output
+
+
+def test_publish_reads_a_raw_source_with_the_options_it_was_trained_with(  # type: ignore[no-untyped-def]
+    store: Store, tmp_path, monkeypatch
+) -> None:
+    """A run that read a raw export in place (``write = false``) with source options: publish
+    validates that export again with the same options (trending needs the events)."""
+    from recsys import tracking
+    from recsys.experiment import ExperimentSpec, train
+
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'mlflow.db'}")
+    orders = Path(__file__).parent / "fixtures" / "shops" / "grocery_orders.csv"
+    spec = ExperimentSpec.from_dict(
+        {
+            "name": "grocery-in-place",
+            "data": {
+                "path": str(orders),
+                "write": False,
+                "mapping": {
+                    "Member_number": "customer_id",
+                    "itemDescription": "item_id",
+                    "Date": "timestamp",
+                },
+                "set": {"event_type": "purchase"},
+            },
+            "model": {"name": "itemknn", "params": {"k": 20}},
+        }
+    )
+    outcome = train(spec)
+    tracking.promote(version=outcome.version)
+    report = publish(store, progress=False)
+    assert report.customers == 40 and report.items == 18
+    assert len(store.ranked_list(report.version, "trending").items) > 0
