@@ -47,6 +47,7 @@ def serve(
     if log_level is not None:
         os.environ["RECSYS_LOG_LEVEL"] = log_level
 
+    from serving import jit
     from serving.settings import Settings
 
     settings = Settings()
@@ -55,8 +56,7 @@ def serve(
         f"({settings.worker_count()} worker(s), docs at /docs)",
         err=True,
     )
-    uvicorn.run(
-        "serving.api.main:create_app",
+    options: dict[str, Any] = dict(
         factory=True,
         host=settings.host,
         port=settings.port,
@@ -67,7 +67,28 @@ def serve(
         proxy_headers=False,
         log_level=settings.log_level,
         backlog=4096,
+        # a compiled worker replacing an interpreted one loads the kernels from the cache
+        # first: give it time on a busy machine before the rolling restart gives up
+        timeout_worker_healthcheck=30,
     )
+    app_factory = "serving.api.main:create_app"
+    if not jit.compiled():
+        typer.echo("NUMBA_DISABLE_JIT is set: the kernels run interpreted (slower)", err=True)
+    elif jit.cache_ready():
+        typer.echo(f"compiled path: loading the kernels from {jit.cache_dir()}", err=True)
+    else:
+        from serving.api import supervisor
+
+        typer.echo(
+            f"compiled path: not in the cache yet ({jit.cache_dir()}); answering through the "
+            "interpreter while the kernels compile in the background (about a minute), then "
+            "the workers restart compiled, one at a time",
+            err=True,
+        )
+        config = uvicorn.Config(app_factory, **options)
+        supervisor.serve(config, say=lambda line: typer.echo(line, err=True))
+        return
+    uvicorn.run(app_factory, **options)
 
 
 def _read_ids(path: Path) -> Iterator[str]:

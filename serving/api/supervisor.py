@@ -1,0 +1,98 @@
+"""A cold start that answers at once: interpreted workers now, compiled workers later.
+
+When numba's cache does not hold the serving kernels yet (a new machine, container or
+install: see ``serving.jit``), compiling them takes 30-45 s. Instead of making the first
+requests wait, ``recsys serve`` starts its uvicorn workers with ``NUMBA_DISABLE_JIT=1``
+(numba's interpreter mode: the same Python source, no compilation; the storefront's
+compiled fast path stays off, so every request takes the general path) and runs
+``python -m serving.jit`` in a background process at a lower CPU priority. When that
+process has filled the cache, :class:`CompilingSupervisor` replaces the workers one at a
+time with uvicorn's own rolling restart (``Multiprocess.restart_all``: the replacement is
+started and must report that it serves before the old worker gets SIGTERM and finishes
+its requests), so some worker always accepts on the shared socket and no request is lost.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from socket import socket
+
+from uvicorn import Config
+from uvicorn.supervisors.multiprocess import Multiprocess
+
+from serving import jit
+
+DISABLE_JIT = "NUMBA_DISABLE_JIT"
+COMPILE_NICE = 10
+"""The background compile runs at this niceness: the workers' requests come first."""
+
+
+def start_compile() -> subprocess.Popen[bytes]:
+    """``python -m serving.jit`` in the background, niced, with the JIT on."""
+    env = {k: v for k, v in os.environ.items() if k != DISABLE_JIT}
+    return subprocess.Popen(
+        [sys.executable, "-m", jit.COMPILE_MODULE, "--nice", str(COMPILE_NICE)],
+        env=env,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+    )
+
+
+class CompilingSupervisor(Multiprocess):
+    """uvicorn's worker supervisor, with interpreted workers until the compile finishes."""
+
+    def __init__(
+        self, config: Config, sockets: list[socket], say: Callable[[str], None] = print
+    ) -> None:
+        super().__init__(config, sockets)
+        self.say = say
+        self.started_at = time.monotonic()
+        self.compiler: subprocess.Popen[bytes] | None = None
+
+    def run(self) -> None:
+        os.environ[DISABLE_JIT] = "1"  # the workers spawned now inherit it
+        self.compiler = start_compile()
+        try:
+            super().run()
+        finally:
+            if self.compiler.poll() is None:
+                self.compiler.terminate()
+                self.compiler.wait()
+
+    def keep_subprocess_alive(self) -> None:
+        super().keep_subprocess_alive()  # a worker that died is replaced as it was
+        if self.should_exit.is_set() or self.compiler is None:
+            return
+        code = self.compiler.poll()
+        if code is None:
+            return
+        if code != 0:
+            self.say(
+                f"compiling the serving kernels failed (exit code {code}): the workers keep "
+                "answering through the interpreter; run `python -m serving.jit` to see why"
+            )
+            self.compiler = None
+            return
+        os.environ.pop(DISABLE_JIT, None)  # from now on workers start compiled
+        before = list(self.processes)
+        self.restart_all()
+        if not any(p in before for p in self.processes):
+            elapsed = time.monotonic() - self.started_at
+            self.say(f"compiled path active in every worker ({elapsed:.1f} s after start)")
+            self.compiler = None
+        # else a replacement was not ready in time: restart_all is tried again next tick
+
+
+def serve(config: Config, say: Callable[[str], None] = print) -> None:
+    """Run uvicorn's workers under :class:`CompilingSupervisor` until interrupted."""
+    sock = config.bind_socket()
+    try:
+        CompilingSupervisor(config, [sock], say).run()
+    finally:
+        sock.close()
+        if config.uds and os.path.exists(config.uds):
+            os.remove(config.uds)
