@@ -48,6 +48,7 @@ def _modules() -> tuple[ModuleType, ...]:
 def _cached_dispatchers() -> list[Any]:
     """The kernels compiled on their own (helpers inlined into their callers have no
     cache entry of their own)."""
+    from numba.core.caching import NullCache
     from numba.core.registry import CPUDispatcher
 
     found = []
@@ -56,7 +57,7 @@ def _cached_dispatchers() -> list[Any]:
             if (
                 isinstance(value, CPUDispatcher)
                 and value.__module__ == module.__name__
-                and value.targetoptions.get("cache")
+                and not isinstance(getattr(value, "_cache", None), NullCache)
                 and value.targetoptions.get("inline", "never") == "never"
             ):
                 found.append(value)

@@ -27,6 +27,8 @@ from uvicorn.supervisors.multiprocess import Multiprocess
 from serving import jit
 
 DISABLE_JIT = "NUMBA_DISABLE_JIT"
+COMPILED_LINE = "compiled path active in every worker"
+"""What the supervisor says once every worker runs compiled."""
 COMPILE_NICE = 10
 """The background compile runs at this niceness: the workers' requests come first."""
 
@@ -82,7 +84,7 @@ class CompilingSupervisor(Multiprocess):
         self.restart_all()
         if not any(p in before for p in self.processes):
             elapsed = time.monotonic() - self.started_at
-            self.say(f"compiled path active in every worker ({elapsed:.1f} s after start)")
+            self.say(f"{COMPILED_LINE} ({elapsed:.1f} s after start)")
             self.compiler = None
         # else a replacement was not ready in time: restart_all is tried again next tick
 
