@@ -31,6 +31,8 @@ COMPILED_LINE = "compiled path active in every worker"
 """What the supervisor says once every worker runs compiled."""
 COMPILE_NICE = 10
 """The background compile runs at this niceness: the workers' requests come first."""
+COMPILE_AFTER_S = 10.0
+"""The compile starts when every interpreted worker serves, or after this long."""
 
 
 def start_compile() -> subprocess.Popen[bytes]:
@@ -45,7 +47,13 @@ def start_compile() -> subprocess.Popen[bytes]:
 
 
 class CompilingSupervisor(Multiprocess):
-    """uvicorn's worker supervisor, with interpreted workers until the compile finishes."""
+    """uvicorn's worker supervisor, with interpreted workers until the compile finishes.
+
+    Phases: the interpreted workers start alone (nothing competes with them for the CPU);
+    once they all serve (or after ``COMPILE_AFTER_S``) the niced compile starts; when it
+    has succeeded, the rolling restart brings up compiled workers. If the compile fails,
+    the interpreted workers go on answering and the supervisor says why.
+    """
 
     def __init__(
         self, config: Config, sockets: list[socket], say: Callable[[str], None] = print
@@ -54,38 +62,48 @@ class CompilingSupervisor(Multiprocess):
         self.say = say
         self.started_at = time.monotonic()
         self.compiler: subprocess.Popen[bytes] | None = None
+        self.phase = "starting"  # starting -> compiling -> compiled | failed
 
     def run(self) -> None:
         os.environ[DISABLE_JIT] = "1"  # the workers spawned now inherit it
-        self.compiler = start_compile()
         try:
             super().run()
         finally:
-            if self.compiler.poll() is None:
+            if self.compiler is not None and self.compiler.poll() is None:
                 self.compiler.terminate()
                 self.compiler.wait()
 
     def keep_subprocess_alive(self) -> None:
         super().keep_subprocess_alive()  # a worker that died is replaced as it was
-        if self.should_exit.is_set() or self.compiler is None:
+        if self.should_exit.is_set():
             return
+        if self.phase == "starting":
+            waited = time.monotonic() - self.started_at
+            if waited > COMPILE_AFTER_S or all(p.is_ready(timeout=1) for p in self.processes):
+                self.compiler = start_compile()
+                self.phase = "compiling"
+        elif self.phase == "compiling":
+            self._switch_when_compiled()
+
+    def _switch_when_compiled(self) -> None:
+        assert self.compiler is not None
         code = self.compiler.poll()
         if code is None:
             return
         if code != 0:
+            self.phase = "failed"
             self.say(
                 f"compiling the serving kernels failed (exit code {code}): the workers keep "
                 "answering through the interpreter; run `python -m serving.jit` to see why"
             )
-            self.compiler = None
             return
         os.environ.pop(DISABLE_JIT, None)  # from now on workers start compiled
         before = list(self.processes)
         self.restart_all()
         if not any(p in before for p in self.processes):
+            self.phase = "compiled"
             elapsed = time.monotonic() - self.started_at
             self.say(f"{COMPILED_LINE} ({elapsed:.1f} s after start)")
-            self.compiler = None
         # else a replacement was not ready in time: restart_all is tried again next tick
 
 
