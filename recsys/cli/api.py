@@ -33,7 +33,14 @@ def serve(
     redis_url: RedisUrl = None,
     log_level: Annotated[str | None, typer.Option(help="uvicorn log level.")] = None,
 ) -> None:
-    """Run the API with uvicorn (uvloop + httptools), until interrupted."""
+    """Run the API with uvicorn (uvloop + httptools), until interrupted.
+
+    The re-ranking kernels load from numba's compile cache. On a first start (empty cache:
+    a new machine, container or install) the workers answer at once through numba's
+    interpreter while the kernels compile in a background process, then restart compiled,
+    one at a time (``serving.api.supervisor``); ``/readyz`` says ``compiled`` per worker.
+    ``python -m serving.jit`` fills the cache ahead of time (``make setup`` runs it).
+    """
     import uvicorn
 
     from serving.connection import redis_url as resolve_url
