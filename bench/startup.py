@@ -60,22 +60,16 @@ BARS = {"cold_first_answer_s": 10.0, "warm_first_answer_s": 3.0}
 
 
 class Server:
-    """One ``recsys serve`` subprocess, its stderr collected by a thread."""
+    """One ``recsys serve`` subprocess (``python -m recsys serve`` on a free port, the JIT
+    on, ``settings`` added to the environment), its stderr collected by a thread. Also
+    what tests/serving/api/test_supervisor.py starts."""
 
-    def __init__(self, redis_url: str, cache_dir: Path, workdir: Path) -> None:
+    def __init__(self, settings: dict[str, str]) -> None:
         self.port = free_port()
         self.base = f"http://127.0.0.1:{self.port}"
-        env = dict(os.environ)
-        env.pop("NUMBA_DISABLE_JIT", None)
-        env.update(
-            REDIS_URL=redis_url,
-            RECSYS_REDIS_PREFIX=PREFIX,
-            RECSYS_PORT=str(self.port),
-            RECSYS_WORKERS=str(WORKERS),
-            RECSYS_FALLBACK_PATH=str(workdir / "fallback.json"),
-            NUMBA_CACHE_DIR=str(cache_dir),
-            PYTHONPATH=os.pathsep.join(filter(None, [str(REPO), env.get("PYTHONPATH")])),
-        )
+        env = {k: v for k, v in os.environ.items() if k != "NUMBA_DISABLE_JIT"}
+        env.update(settings, RECSYS_PORT=str(self.port))
+        env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO), env.get("PYTHONPATH")]))
         self.lines: list[tuple[float, str]] = []
         self.started = time.monotonic()
         self.proc = subprocess.Popen(
@@ -103,6 +97,17 @@ class Server:
         except subprocess.TimeoutExpired:
             self.proc.kill()
             self.proc.wait()
+
+
+def server_settings(redis_url: str, cache_dir: Path, workdir: Path) -> dict[str, str]:
+    """The bench's ``recsys serve`` environment: its shop, 2 workers, its numba cache."""
+    return {
+        "REDIS_URL": redis_url,
+        "RECSYS_REDIS_PREFIX": PREFIX,
+        "RECSYS_WORKERS": str(WORKERS),
+        "RECSYS_FALLBACK_PATH": str(workdir / "fallback.json"),
+        "NUMBA_CACHE_DIR": str(cache_dir),
+    }
 
 
 def first_answer(server: Server) -> float:
@@ -210,7 +215,7 @@ def main(record: bool) -> dict[str, Any]:
         for run in range(ROUNDS):
             cache = workdir / f"numba-cold-{run}"
             cache.mkdir()
-            server = Server(url, cache, workdir)
+            server = Server(server_settings(url, cache, workdir))
             try:
                 cold.append(first_answer(server))
                 print(f"cold run {run + 1}: first answer {cold[-1]:.2f} s", file=sys.stderr)
@@ -224,7 +229,7 @@ def main(record: bool) -> dict[str, Any]:
 
         warm, compiled_ms = [], {}
         for run in range(ROUNDS):
-            server = Server(url, cache, workdir)
+            server = Server(server_settings(url, cache, workdir))
             try:
                 warm.append(first_answer(server))
                 print(f"warm run {run + 1}: first answer {warm[-1]:.2f} s", file=sys.stderr)

@@ -8,11 +8,11 @@ import pickle
 import subprocess
 import sys
 from pathlib import Path
-from typing import Any
 
 import numpy as np
+from test_kernels import random_cases
 
-from serving import jit, kernels
+from serving import jit
 
 HERE = Path(__file__).resolve().parent
 
@@ -25,45 +25,9 @@ def _run(code: str, **env: str) -> subprocess.CompletedProcess[str]:
     )
 
 
-def cases(seed: int, count: int) -> list[tuple[Any, ...]]:
-    """Random personal_top arguments (coarse scores: many ties; bans; caps)."""
-    rng = np.random.default_rng(seed)
-    n_items = 300
-    created, stock = rng.random(n_items) * 200, rng.random(n_items) > 0.3
-    cats = rng.integers(-1, 6, n_items).astype(np.int32)
-    out = []
-    for _ in range(count):
-        n_cand, lens = int(rng.integers(0, 150)), rng.integers(0, 60, int(rng.integers(0, 4)))
-        banned = np.unique(rng.integers(0, n_items, int(rng.integers(0, 40)))).astype(np.int64)
-        out.append(
-            (
-                rng.integers(0, n_items, n_cand).astype(np.int64),
-                np.round(rng.random(n_cand) * 3, 1),
-                rng.integers(0, n_items, int(lens.sum())).astype(np.int64),
-                np.round(rng.random(int(lens.sum())) * 2 - 0.2, 1),
-                np.concatenate([[0], np.cumsum(lens)]).astype(np.int64),
-                np.round(rng.random(lens.size) * 2, 1),
-                1.0,
-                1.2,
-                created,
-                np.packbits(created >= 60.0, bitorder="little"),
-                100.0,
-                0.1,
-                np.sort(rng.choice(n_items, 3, replace=False)).astype(np.int64),
-                0.2,
-                stock,
-                banned,
-                cats,
-                7,
-                int(rng.integers(1, 15)),
-                int(rng.integers(0, 3)),
-            )
-        )
-    return out
-
-
 def answers(seed: int, count: int) -> list[tuple[np.ndarray, ...]]:
-    return [kernels.personal_top(*args) for args in cases(seed, count)]
+    """personal_top on test_kernels' random requests (also run by the interpreted side)."""
+    return [case.top() for case in random_cases(seed, count)]
 
 
 def test_interpreted_kernels_answer_like_the_compiled_ones(tmp_path: Path) -> None:
@@ -71,12 +35,12 @@ def test_interpreted_kernels_answer_like_the_compiled_ones(tmp_path: Path) -> No
     code = (
         f"import sys, pickle; sys.path.insert(0, {str(HERE)!r}); import test_jit; "
         "from serving import jit; assert not jit.compiled(); "
-        f"pickle.dump(test_jit.answers(5, 150), open({str(out)!r}, 'wb'))"
+        f"pickle.dump(test_jit.answers(5, 200), open({str(out)!r}, 'wb'))"
     )
     run = _run(code, NUMBA_DISABLE_JIT="1")
     assert run.returncode == 0, run.stderr
     interpreted = pickle.loads(out.read_bytes())
-    compiled = answers(5, 150)
+    compiled = answers(5, 200)
     assert jit.compiled()
     for (i_items, i_score, i_seed, i_chosen), (items, score, seed, chosen) in zip(
         interpreted, compiled, strict=True

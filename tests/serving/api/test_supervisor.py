@@ -4,12 +4,11 @@ its workers to compiled ones without losing a request (a real server process, re
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +19,14 @@ from fastapi.testclient import TestClient
 
 from serving.api.supervisor import COMPILED_LINE
 from serving.store import Store
+
+# bench/startup.py's launcher of `recsys serve` (bench/ leaves sys.path again afterwards)
+BENCH = str(Path(__file__).resolve().parents[3] / "bench")
+sys.path.insert(0, BENCH)
+try:
+    from startup import Server
+finally:
+    sys.path.remove(BENCH)
 
 pytestmark = pytest.mark.slow
 
@@ -39,43 +46,17 @@ REQUESTS = [
 ]
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+def wait_for(server: Server, check: Callable[[], bool], what: str, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while not check():
+        assert server.proc.poll() is None, f"recsys serve exited: {server.lines}"
+        assert time.monotonic() < deadline, f"{what} within {timeout} s: {server.lines}"
+        time.sleep(0.1)
 
 
-class Serve:
-    """``python -m recsys serve`` with its own (empty) numba cache; stderr collected."""
-
-    def __init__(self, env: dict[str, str]) -> None:
-        self.port = int(env["RECSYS_PORT"])
-        self.base = f"http://127.0.0.1:{self.port}"
-        self.lines: list[str] = []
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "recsys", "serve"],
-            env=env,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
-        threading.Thread(target=self._read, daemon=True).start()
-
-    def _read(self) -> None:
-        assert self.proc.stderr is not None
-        for line in self.proc.stderr:
-            self.lines.append(line.rstrip())
-
-    def wait_for(self, check: Callable[[], bool], what: str, timeout: float) -> None:
-        deadline = time.monotonic() + timeout
-        while not check():
-            assert self.proc.poll() is None, f"recsys serve exited: {self.lines}"
-            assert time.monotonic() < deadline, f"{what} within {timeout} s: {self.lines}"
-            time.sleep(0.1)
-
-    def get(self, path: str, **params: Any) -> httpx.Response:
-        # a new connection per request: whichever worker accepts it answers
-        return httpx.get(self.base + path, params=params, timeout=30)
+def get(server: Server, path: str, **params: Any) -> httpx.Response:
+    # a new connection per request: whichever worker accepts it answers
+    return httpx.get(server.base + path, params=params, timeout=30)
 
 
 Fetch = Callable[[str, dict[str, Any]], dict[str, Any]]
@@ -98,21 +79,19 @@ def _same(served: Fetch, reference: Fetch) -> None:
 
 
 @pytest.fixture
-def serve_env(redis_url: str, redis_prefix: str, tmp_path: Path) -> Iterator[dict[str, str]]:
-    env = {k: v for k, v in os.environ.items() if k != "NUMBA_DISABLE_JIT"}
-    env.update(
-        REDIS_URL=redis_url,
-        RECSYS_REDIS_PREFIX=redis_prefix,
-        RECSYS_PORT=str(_free_port()),
-        RECSYS_WORKERS="2",
-        RECSYS_FALLBACK_PATH=str(tmp_path / "serve-fallback.json"),
-        NUMBA_CACHE_DIR=str(tmp_path / "numba"),
-    )
-    yield env
+def settings(redis_url: str, redis_prefix: str, tmp_path: Path) -> dict[str, str]:
+    """recsys serve's environment: the test's Redis and prefix, its own empty numba cache."""
+    return {
+        "REDIS_URL": redis_url,
+        "RECSYS_REDIS_PREFIX": redis_prefix,
+        "RECSYS_WORKERS": "2",
+        "RECSYS_FALLBACK_PATH": str(tmp_path / "serve-fallback.json"),
+        "NUMBA_CACHE_DIR": str(tmp_path / "numba"),
+    }
 
 
 def test_a_cold_start_answers_interpreted_then_switches_to_compiled(
-    store: Store, make_client: Callable[..., TestClient], serve_env: dict[str, str]
+    store: Store, make_client: Callable[..., TestClient], settings: dict[str, str]
 ) -> None:
     publish(store, "v1")
     # the reference: an in-process app on the compiled fast path (this process's cache)
@@ -128,11 +107,11 @@ def test_a_cold_start_answers_interpreted_then_switches_to_compiled(
     def reference(customer: str, params: dict[str, Any]) -> dict[str, Any]:
         return recs(fast, customer, **params)
 
-    server = Serve(serve_env)
+    server = Server(settings)
     try:
 
         def served(customer: str, params: dict[str, Any]) -> dict[str, Any]:
-            r = server.get(f"/v1/customers/{customer}/recommendations", **params)
+            r = get(server, f"/v1/customers/{customer}/recommendations", **params)
             assert r.status_code == 200, r.text
             body: dict[str, Any] = r.json()
             return body
@@ -143,11 +122,11 @@ def test_a_cold_start_answers_interpreted_then_switches_to_compiled(
             except httpx.HTTPError:
                 return False
 
-        server.wait_for(answering, "a first answer", 60)
-        ready = server.get("/readyz").json()
+        wait_for(server, answering, "a first answer", 60)
+        ready = get(server, "/readyz").json()
         assert ready["ready"] and ready["compiled"] is False, ready
-        assert "recsys_compiled 0.0" in server.get("/metrics").text
-        assert any("not in the cache yet" in line for line in server.lines)
+        assert "recsys_compiled 0.0" in get(server, "/metrics").text
+        assert server.said("not in the cache yet") is not None
         _same(served, reference)  # interpreted == compiled fast path
 
         # requests all through the switch: none may fail or degrade
@@ -169,8 +148,9 @@ def test_a_cold_start_answers_interpreted_then_switches_to_compiled(
         thread = threading.Thread(target=hammer, daemon=True)
         thread.start()
         try:
-            server.wait_for(
-                lambda: any(COMPILED_LINE in line for line in server.lines),
+            wait_for(
+                server,
+                lambda: server.said(COMPILED_LINE) is not None,
                 "the compiled path",
                 timeout=400,
             )
@@ -180,18 +160,19 @@ def test_a_cold_start_answers_interpreted_then_switches_to_compiled(
         assert not failures, failures[:5]
         assert answered[0] > 10
 
-        for _ in range(10):  # both workers (each request on a new connection)
-            assert server.get("/readyz").json()["compiled"] is True
-        assert "recsys_compiled 1.0" in server.get("/metrics").text
+        for _ in range(10):  # a new connection each: either worker may answer
+            assert get(server, "/readyz").json()["compiled"] is True
+        assert "recsys_compiled 1.0" in get(server, "/metrics").text
         _same(served, reference)
     finally:
-        server.proc.terminate()
-        server.proc.wait(timeout=60)
+        server.stop()
     assert server.proc.returncode == 0, server.lines
 
     # the next start finds the cache filled: compiled from the first request
     check = "from serving import jit; print(jit.cache_ready())"
+    env = {k: v for k, v in os.environ.items() if k != "NUMBA_DISABLE_JIT"}
     out = subprocess.run(
-        [sys.executable, "-c", check], env=serve_env, capture_output=True, text=True, check=True
+        [sys.executable, "-c", check], env=env | settings, capture_output=True, text=True
     )
+    assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "True"
