@@ -85,6 +85,8 @@ def settings(redis_url: str, redis_prefix: str, tmp_path: Path) -> dict[str, str
         "REDIS_URL": redis_url,
         "RECSYS_REDIS_PREFIX": redis_prefix,
         "RECSYS_WORKERS": "2",
+        # a loaded machine (the compile takes a core) must not turn answers degraded
+        "RECSYS_REDIS_TIMEOUT_S": "2",
         "RECSYS_FALLBACK_PATH": str(tmp_path / "serve-fallback.json"),
         "NUMBA_CACHE_DIR": str(tmp_path / "numba"),
     }
