@@ -1,7 +1,7 @@
 """A cold start that answers at once: interpreted workers now, compiled workers later.
 
 When numba's cache does not hold the serving kernels yet (a new machine, container or
-install: see ``serving.jit``), compiling them takes 30-45 s. Instead of making the first
+install: see ``serving.jit``), compiling them takes 30-90 s. Instead of making the first
 requests wait, ``recsys serve`` starts its uvicorn workers with ``NUMBA_DISABLE_JIT=1``
 (numba's interpreter mode: the same Python source, no compilation; the storefront's
 compiled fast path stays off, so every request takes the general path) and runs
