@@ -178,3 +178,27 @@ def test_a_cold_start_answers_interpreted_then_switches_to_compiled(
     )
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "True"
+
+
+def test_a_failed_compile_keeps_the_interpreted_workers_and_says_why() -> None:
+    import signal
+
+    from uvicorn import Config
+    from uvicorn.supervisors.multiprocess import SIGNALS
+
+    from serving.api.supervisor import CompilingSupervisor
+
+    saved = {sig: signal.getsignal(sig) for sig in SIGNALS}
+    said: list[str] = []
+    try:
+        supervisor = CompilingSupervisor(Config("serving.api.main:create_app"), [], said.append)
+    finally:  # uvicorn's supervisor takes over the signals: give them back to pytest
+        for sig, handler in saved.items():
+            signal.signal(sig, handler)
+    supervisor.phase = "compiling"
+    supervisor.compiler = subprocess.Popen([sys.executable, "-c", "raise SystemExit(3)"])
+    supervisor.compiler.wait()
+    supervisor._switch_when_compiled()
+    assert supervisor.phase == "failed"
+    assert said and "failed (exit code 3)" in said[0] and "python -m serving.jit" in said[0]
+    assert supervisor.processes == []  # nothing was restarted
