@@ -12,6 +12,8 @@ $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip wheel setuptools
 	$(BIN)/pip install -q -e '.[all,dev]' --config-settings editable_mode=compat
+	# compile the serving kernels into numba's cache now, so the first `recsys serve` loads them
+	$(BIN)/python -m serving.jit
 	touch $(STAMP)
 
 setup: $(STAMP)

@@ -33,13 +33,21 @@ def serve(
     redis_url: RedisUrl = None,
     log_level: Annotated[str | None, typer.Option(help="uvicorn log level.")] = None,
 ) -> None:
-    """Run the API with uvicorn (uvloop + httptools), until interrupted."""
+    """Run the API with uvicorn (uvloop + httptools), until interrupted.
+
+    The re-ranking kernels load from numba's compile cache. On a first start (empty cache:
+    a new machine, container or install) the workers answer at once through numba's
+    interpreter while the kernels compile in a background process, then restart compiled,
+    one at a time (``serving.api.supervisor``); ``/readyz`` says ``compiled`` per worker.
+    ``python -m serving.jit`` fills the cache ahead of time (``make setup`` runs it).
+    """
     import uvicorn
 
     from serving.connection import redis_url as resolve_url
 
-    # Resolve Redis once here: with the embedded server, this process owns it and every
-    # worker connects to its socket. Workers read the settings from the environment.
+    # Resolve Redis once here (the embedded server is started if it is not running; it is
+    # shared and outlives this process), and every worker connects to the same URL.
+    # Workers read the settings from the environment.
     os.environ["REDIS_URL"] = resolve_url(redis_url)
     for name, value in (("HOST", host), ("PORT", port), ("WORKERS", workers)):
         if value is not None:
@@ -47,6 +55,7 @@ def serve(
     if log_level is not None:
         os.environ["RECSYS_LOG_LEVEL"] = log_level
 
+    from serving import jit
     from serving.settings import Settings
 
     settings = Settings()
@@ -55,8 +64,7 @@ def serve(
         f"({settings.worker_count()} worker(s), docs at /docs)",
         err=True,
     )
-    uvicorn.run(
-        "serving.api.main:create_app",
+    options: dict[str, Any] = dict(
         factory=True,
         host=settings.host,
         port=settings.port,
@@ -67,7 +75,28 @@ def serve(
         proxy_headers=False,
         log_level=settings.log_level,
         backlog=4096,
+        # a compiled worker replacing an interpreted one loads the kernels from the cache
+        # first: give it time on a busy machine before the rolling restart gives up
+        timeout_worker_healthcheck=30,
     )
+    app_factory = "serving.api.main:create_app"
+    if not jit.compiled():
+        typer.echo("NUMBA_DISABLE_JIT is set: the kernels run interpreted (slower)", err=True)
+    elif jit.cache_ready():
+        typer.echo(f"compiled path: loading the kernels from {jit.cache_dir()}", err=True)
+    else:
+        from serving.api import supervisor
+
+        typer.echo(
+            f"compiled path: not in the cache yet ({jit.cache_dir()}); answering through the "
+            "interpreter while the kernels compile in the background (about a minute), then "
+            "the workers restart compiled, one at a time",
+            err=True,
+        )
+        config = uvicorn.Config(app_factory, **options)
+        supervisor.serve(config, say=lambda line: typer.echo(line, err=True))
+        return
+    uvicorn.run(app_factory, **options)
 
 
 def _read_ids(path: Path) -> Iterator[str]:

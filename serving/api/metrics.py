@@ -42,6 +42,12 @@ class Metrics:
             ["version"],
             registry=self.registry,
         )
+        self.compiled = Gauge(
+            "recsys_compiled",
+            "1 when this worker runs the numba-compiled kernels, 0 while it runs them "
+            "interpreted (a cold start, until a compiled worker replaces it).",
+            registry=self.registry,
+        )
         self._version: str | None = None
         self._observers: dict[tuple[str, str, str], Histogram] = {}
 

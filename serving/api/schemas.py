@@ -183,6 +183,10 @@ class Ready(BaseModel):
     version: str | None
     degraded: bool
     cause: str | None = Field(None, description="redis_unavailable | no_active_version")
+    compiled: bool = Field(
+        description="This worker runs the numba-compiled kernels (false: interpreted, while "
+        "a cold start compiles them)"
+    )
 
 
 class ErrorResponse(BaseModel):

@@ -23,7 +23,7 @@ from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 
 from serving import fallback as local
-from serving import fastpath, kernels
+from serving import fastpath, jit, kernels
 from serving.api.breaker import CircuitBreaker
 from serving.api.fastredis import FastRedis
 from serving.api.metrics import Metrics
@@ -86,13 +86,17 @@ class RecommendationService:
     """The serving logic behind every route (one per process)."""
 
     def __init__(self, settings: Settings, store: AsyncStore | None = None) -> None:
-        kernels.warm_up()  # compiled (or loaded from the cache) before the first request
-        fastpath.warm_up()
+        # numba-compiled (or interpreted while a cold start compiles: serving.api.supervisor)
+        self.compiled = jit.compiled()
+        if self.compiled:
+            kernels.warm_up()  # compiled (or loaded from the cache) before the first request
+            fastpath.warm_up()
         _tune_gc()
         self.settings = settings
         self.config: RerankConfig = settings.rerank_config()
         self.compiled_config = fastpath.compile_config(self.config)
         self.metrics = Metrics()
+        self.metrics.compiled.set(1 if self.compiled else 0)
         self.breaker = CircuitBreaker(settings.breaker_failures, settings.breaker_retry_s)
         self.store = store or AsyncStore(_client(settings), prefix=settings.redis_prefix)
         self.local: local.LocalCopy | None = local.load(settings.fallback_path)
@@ -412,6 +416,9 @@ class RecommendationService:
                 self._cache_similar(version, table.item_ids[start : items.stop].tolist(), lists)
                 await asyncio.sleep(0)  # let requests run between chunks
         except REDIS_DOWN:
+            return
+        if not self.compiled:  # interpreted, the fast path would be slower than the general one
+            _freeze_heap()
             return
         # every similar list is in memory: compile the version for the storefront's path
         cached = self._similar.get(version, {})

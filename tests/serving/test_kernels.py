@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from typing import Any, NamedTuple
+
 import numpy as np
 import pytest
 
@@ -140,15 +143,30 @@ def test_pick_caps_categories_and_fills_from_what_the_cap_held_back() -> None:
     assert pick(order, items, categories=categories, cap=0, n=2) == [0, 1]  # no cap
 
 
-@pytest.mark.parametrize("seed", range(4))
-def test_personal_top_is_personal_pool_then_pick(seed: int) -> None:
-    """The fused kernel orders only the head of big pools; what it picks (and, when the
-    rules hold too many back, the whole pool) must be exactly the two-step answer."""
+class Case(NamedTuple):
+    """One random request for the pool and pick kernels."""
+
+    pool: tuple[Any, ...]  # personal_pool's arguments
+    fused: tuple[Any, ...]  # the same for personal_top, with a "may be new" bitmap
+    stock: np.ndarray
+    banned: np.ndarray
+    cats: np.ndarray  # categories 0..5, -1 none
+    n: int
+    cap: int
+
+    def top(self) -> tuple[np.ndarray, ...]:
+        return kernels.personal_top(
+            *self.fused, self.stock, self.banned, self.cats, 6, self.n, self.cap
+        )
+
+
+def random_cases(seed: int, count: int) -> Iterator[Case]:
+    """Random requests on a 400-item catalog (coarse scores: many ties; bans; caps)."""
     rng = np.random.default_rng(seed)
     n_items = 400
     created, stock = rng.random(n_items) * 200, rng.random(n_items) > 0.3
     cats = rng.integers(-1, 6, n_items).astype(np.int32)
-    for _ in range(300):
+    for _ in range(count):
         n_cand, lens = int(rng.integers(0, 150)), rng.integers(0, 60, int(rng.integers(0, 4)))
         args = (
             rng.integers(0, n_items, n_cand).astype(np.int64),
@@ -172,13 +190,20 @@ def test_personal_top_is_personal_pool_then_pick(seed: int) -> None:
         fused_args = (*args[:9], maybe_new, *args[10:])
         banned = np.unique(rng.integers(0, n_items, int(rng.integers(0, 40)))).astype(np.int64)
         n, cap = int(rng.integers(1, 15)), int(rng.integers(0, 3))
-        items, score, seeds = kernels.personal_pool(*args)
+        yield Case(args, fused_args, stock, banned, cats, n, cap)
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_personal_top_is_personal_pool_then_pick(seed: int) -> None:
+    """The fused kernel orders only the head of big pools; what it picks (and, when the
+    rules hold too many back, the whole pool) must be exactly the two-step answer."""
+    for case in random_cases(seed, 300):
+        n, cap, stock, banned, cats = case.n, case.cap, case.stock, case.banned, case.cats
+        items, score, seeds = kernels.personal_pool(*case.pool)
         expected = kernels.pick(
             np.arange(items.size), items, stock, banned, NO_FLAGS, cats, 6, n, cap, False
         )
-        t_items, t_score, t_seeds, chosen = kernels.personal_top(
-            *fused_args, stock, banned, cats, 6, n, cap
-        )
+        t_items, t_score, t_seeds, chosen = case.top()
         if items.size < n:
             assert chosen.size == 0
         else:

@@ -22,13 +22,22 @@ async def healthz() -> Response:
     "/readyz",
     summary="Readiness",
     description="200 when Redis answers and a model version is active; 503 otherwise (the "
-    "service still answers, degraded, from its local copy).",
+    "service still answers, degraded, from its local copy). `compiled`: whether this worker "
+    "runs the compiled kernels (false while a cold start compiles them: the answers are the "
+    "same, only slower).",
     response_model=Ready,
     responses={503: {"model": Ready, "description": "Not ready (answers are degraded)"}},
 )
 async def readyz(request: Request) -> Response:
-    ready, version, cause = await deps.get_service(request).readiness()
-    body = {"ready": ready, "version": version, "degraded": not ready, "cause": cause}
+    service = deps.get_service(request)
+    ready, version, cause = await service.readiness()
+    body = {
+        "ready": ready,
+        "version": version,
+        "degraded": not ready,
+        "cause": cause,
+        "compiled": service.compiled,
+    }
     return deps.JSONBytes(body, status_code=200 if ready else 503)
 
 

@@ -19,6 +19,7 @@ def test_health_and_readiness(store: Store, client: TestClient) -> None:
         "version": "v1",
         "degraded": False,
         "cause": None,
+        "compiled": True,  # the tests run with the JIT on
     }
 
 
@@ -38,6 +39,7 @@ def test_metrics_count_latency_degraded_answers_and_version(
         in text
     )
     assert 'recsys_active_version_info{version="v1"} 1.0' in text
+    assert "recsys_compiled 1.0" in text
 
 
 def test_openapi_documents_every_route(client: TestClient) -> None:
