@@ -163,11 +163,11 @@ def test_older_versions_expire(redis_url: str, redis_prefix: str) -> None:
         store.activate(v)
     infos = store.versions()
     assert infos["1"].status == "retired" and infos["3"].status == "complete"
-    ttl_old = store.client.ttl(store.k_candidates("1", "a"))
+    ttl_old = store.client.ttl(store.keys.candidates("1", "a"))
     assert 0 < ttl_old <= 100
-    assert store.client.ttl(store.k_items("1")) > 0
-    assert store.client.ttl(store.k_candidates("2", "a")) == -1  # previous: kept
-    assert store.client.ttl(store.k_candidates("3", "a")) == -1
+    assert store.client.ttl(store.keys.items("1")) > 0
+    assert store.client.ttl(store.keys.candidates("2", "a")) == -1  # previous: kept
+    assert store.client.ttl(store.keys.candidates("3", "a")) == -1
     with pytest.raises(redis.ResponseError):
         store.activate("1")  # a retired version cannot come back
 
@@ -194,11 +194,14 @@ def test_events_update_state_and_stream(store: Store) -> None:
 
     entries = store.read_stream()
     assert len(entries) == 6
-    assert entries[4][1] == {
-        "c": "c1", "i": "i2", "t": "purchase", "ts": repr(t0 + 4), "p": "9.5", "ch": "web"
-    }  # fmt: skip
+    assert entries[4][1] == events[4]
+    assert entries[1][1] == events[1] and entries[5][1] == events[5]
     store.mark_exported(entries[2][0])
-    assert [f["t"] for _, f in store.read_stream()] == ["remove_from_cart", "purchase", "view"]
+    assert [e.event_type for _, e in store.read_stream()] == [
+        "remove_from_cart",
+        "purchase",
+        "view",
+    ]
 
 
 def test_recent_activity_and_email_sends_are_capped(redis_url: str, redis_prefix: str) -> None:
