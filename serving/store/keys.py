@@ -108,10 +108,11 @@ class Keys:
 
     def customer(self, version: str, customer_id: str) -> tuple[str, str, str, str, str]:
         """A customer's keys in the order of one read: candidates of ``version``, recent
-        activity, cart, purchases, email sends (the hot read's keys, built in one go)."""
-        state = self._state(customer_id)
+        activity, cart, purchases, email sends (the hot read's keys: built with two
+        f-strings, no further calls)."""
+        state = f"{self.prefix}:{{c:{customer_id}}}"  # = self._state(customer_id)
         return (
-            self.candidates(version, customer_id),
+            f"{self.prefix}:v:{version}:{{c:{customer_id}}}",  # = self.candidates(...)
             state + _RECENT,
             state + _CART,
             state + _BOUGHT,

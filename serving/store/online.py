@@ -11,7 +11,7 @@ from dataclasses import replace
 from typing import Any
 
 from features.ids import check_id
-from serving.store.base import Command, StoreBase
+from serving.store.base import Command, StoreBase, StoreConfig
 from serving.store.codec import (
     decode_customer,
     decode_item_table,
@@ -38,19 +38,28 @@ def decode_items(version: str, raw: Mapping[bytes, bytes]) -> ItemTable:
 class OnlinePlans(StoreBase):
     """Command plans of online reads and writes (shared by the sync and async stores)."""
 
+    def __init__(self, prefix: str = "recsys", config: StoreConfig | None = None) -> None:
+        super().__init__(prefix, config)
+        self._recent_stop = self.config.recent_cap - 1  # the last LRANGE index of activity
+
     def customer_commands(self, version: str, customer_id: str, mail: bool = True) -> list[Command]:
         """Reads of a customer's candidates in ``version`` and online state (one round trip;
         without ``mail`` the email sends are not read: only the email context uses them)."""
-        cand, recent, cart, bought, mailed = self.keys.customer(version, customer_id)
-        cmds: list[Command] = [
-            ("GET", cand),
-            ("LRANGE", recent, 0, self.config.recent_cap - 1),
-            ("SMEMBERS", cart),
-            ("HGETALL", bought),
-        ]
+        k = self.keys.customer(version, customer_id)
         if mail:
-            cmds.append(("ZRANGE", mailed, 0, -1, "WITHSCORES"))
-        return cmds
+            return [
+                ("GET", k[0]),
+                ("LRANGE", k[1], 0, self._recent_stop),
+                ("SMEMBERS", k[2]),
+                ("HGETALL", k[3]),
+                ("ZRANGE", k[4], 0, -1, "WITHSCORES"),
+            ]
+        return [
+            ("GET", k[0]),
+            ("LRANGE", k[1], 0, self._recent_stop),
+            ("SMEMBERS", k[2]),
+            ("HGETALL", k[3]),
+        ]
 
     def customers_commands(self, version: str, customer_ids: Sequence[str]) -> list[Command]:
         return [c for cid in customer_ids for c in self.customer_commands(version, cid)]
