@@ -25,6 +25,7 @@ import scipy.sparse as sp
 from features.idmap import IdMap
 from features.schema import CATEGORY_SEPARATOR
 from recsys.models.base import RecommenderBase
+from serving.store.keys import list_name
 from serving.types import Candidates, ItemTable
 
 TRUE_STRINGS = ("1", "true", "yes", "y", "t")
@@ -153,8 +154,7 @@ def _lists_from(model: RecommenderBase, kind: str, n: int) -> dict[str, Candidat
         valid = top_items[col] >= 0
         if not valid.any():
             continue
-        name = kind if col == 0 else f"{kind}:{col - 1}"
-        out[name] = Candidates(
+        out[list_name(kind, None if col == 0 else col - 1)] = Candidates(
             top_items[col][valid].astype(np.int32), top_scores[col][valid].astype(np.float32)
         )
     return out
@@ -185,7 +185,7 @@ def ranked_lists(
 ) -> dict[str, Candidates]:
     """Popular (distinct customers per item, training interactions) and trending (``recent``:
     decay-weighted interactions, see :func:`decayed_interactions`; defaults to popular) lists,
-    global and per category code, named as ``serving.store.Store.list_name`` expects."""
+    global and per category code, named by ``serving.store.keys.list_name``."""
     from recsys.models.popularity import Popularity
 
     features = category_matrix(table)

@@ -38,7 +38,7 @@ from recsys.candidates import (
 )
 from recsys.models.base import RecommenderBase
 from serving.store import Store, item_width
-from serving.types import ItemTable
+from serving.types import ItemTable, OnlineEvent
 
 SAMPLE = 200  # customers sampled for verification and MEMORY USAGE
 
@@ -375,23 +375,19 @@ class ExportReport:
     possibly_lost: bool  # the stream was trimmed past the last export
 
 
-def _float_or_none(value: str | None) -> float | None:
-    return float(value) if value not in (None, "") else None
-
-
-def events_frame(entries: list[tuple[str, dict[str, str]]]) -> pl.DataFrame:
+def events_frame(entries: list[tuple[str, OnlineEvent]]) -> pl.DataFrame:
     """Stream entries (``Store.read_stream``) as canonical events (EVENT_SCHEMA)."""
     cols: dict[str, list[Any]] = {name: [] for name in EVENT_SCHEMA}
-    for _, f in entries:
-        cols["customer_id"].append(f.get("c"))
-        cols["item_id"].append(f.get("i"))
-        cols["event_type"].append(f.get("t"))
-        cols["timestamp"].append(datetime.fromtimestamp(float(f["ts"]), tz=UTC))
-        cols["quantity"].append(_float_or_none(f.get("q")))
-        cols["price"].append(_float_or_none(f.get("p")))
-        cols["channel"].append(f.get("ch"))
-        cols["session_id"].append(f.get("s"))
-        cols["value"].append(_float_or_none(f.get("v")))
+    for _, ev in entries:
+        cols["customer_id"].append(ev.customer_id)
+        cols["item_id"].append(ev.item_id)
+        cols["event_type"].append(ev.event_type)
+        cols["timestamp"].append(datetime.fromtimestamp(ev.ts, tz=UTC))
+        cols["quantity"].append(ev.quantity)
+        cols["price"].append(ev.price)
+        cols["channel"].append(ev.channel)
+        cols["session_id"].append(ev.session_id)
+        cols["value"].append(ev.value)
     return pl.DataFrame(cols, schema=EVENT_SCHEMA)
 
 

@@ -6,9 +6,9 @@ gather similar lists, ban, pool, pick, explain, build dicts, serialise), each ch
 but together more than the web framework itself. For the common case this module does
 all of it in one numba call over the raw replies and per-version arrays:
 
-* the customer's candidates (decoded by ``serving.store``), the recent-activity, cart and
+* the customer's candidates (decoded by ``serving.store.codec``), the recent-activity, cart and
   purchase replies as they come from Redis, joined with newlines (the entries use the
-  store's encoding, ``serving.store.SEP``; ids never contain control characters such as
+  store's encoding, ``serving.store.codec.SEP``; ids never contain control characters such as
   newline or SEP: ``features.ids``), ids compared as UTF-8 bytes;
 * a :class:`CompiledVersion`: the version's item ids in a hash table, their JSON-escaped
   bytes, its similar lists as a dense matrix and the item columns the rules read.
@@ -49,7 +49,7 @@ from serving.rerank import (
     promoted_items,
     reason_text,
 )
-from serving.store import SEP, decode_ranked_compiled
+from serving.store.codec import SEP_BYTE, decode_ranked_compiled
 from serving.types import Candidates, ItemTable
 
 _jit = njit(cache=True, nogil=True, boundscheck=False)
@@ -57,7 +57,7 @@ _jit = njit(cache=True, nogil=True, boundscheck=False)
 # compiled functions passing arrays pays reference counting on each of them
 _inline = njit(cache=True, nogil=True, boundscheck=False, inline="always")
 
-_SEP = ord(SEP)
+_SEP = SEP_BYTE
 _NL = ord("\n")
 # reason codes inside the kernel (also the seed codes)
 _FOR_YOU, _VIEWED, _CART, _ITEM = 0, 1, 2, 3
@@ -852,7 +852,7 @@ def warm_up() -> None:
     """Compile (or load from the cache) the kernel before the first request: one answer
     on a two-item catalog, with the argument types the API passes."""
     from serving.rerank import RerankConfig as _Config
-    from serving.store import encode_ranked
+    from serving.store.codec import encode_activity, encode_ranked
 
     config = _Config()
     table = ItemTable(
@@ -874,7 +874,7 @@ def warm_up() -> None:
         compile_config(config),
         RerankRequest(now=1.0, n=1, exclude=("b",)),
         encode_ranked(np.zeros(1, np.int64), np.ones(1)),
-        [b"0.5\x1fview\x1fa"],
+        [encode_activity(0.5, "view", "a").encode()],
         [b"b"],
         [b"a", b"1.0"],
         table.index,

@@ -4,16 +4,14 @@ redis-py's asyncio client spends ~75 us of CPU on a single GET and ~160 us on th
 pipeline of a recommendation request (pool locks, per-read timeouts, callbacks). This client
 keeps one connection per process and pipelines every request onto it (Redis answers in
 order, so a FIFO of waiting futures is enough): a request costs one packed write and one
-parse. It knows nothing of keys: ``serving.store.AsyncStore`` plans the commands exactly as
-with redis-py, through the same ``client.pipeline()`` interface.
+parse. It knows nothing of keys or values: ``serving.store`` plans the commands (as words,
+``("GET", key)``) and its codec decodes the raw replies (:meth:`FastRedis.read_raw`).
 
-Only the read commands of the hot path go this way (GET, LRANGE, SMEMBERS, HGETALL, ZRANGE);
-every other call and any pipeline holding another command is handed to the regular redis-py
-client, so behaviour and replies are the same. Failures raise redis-py's
-``ConnectionError`` / ``TimeoutError``; a timeout drops the connection (the next call
-reconnects), so a stuck server never leaves replies out of order. Commands issued in the
-same event-loop iteration go out in one write (auto-pipelining): under load many requests
-share one system call.
+Only the store's reads go this way; every other call (writes, scripts) is handed to the
+regular redis-py client. Failures raise redis-py's ``ConnectionError`` / ``TimeoutError``;
+a timeout drops the connection (the next call reconnects), so a stuck server never leaves
+replies out of order. Commands issued in the same event-loop iteration go out in one write
+(auto-pipelining): under load many requests share one system call.
 """
 
 from __future__ import annotations
@@ -27,17 +25,6 @@ import hiredis
 import redis
 import redis.asyncio
 from redis.asyncio.connection import parse_url
-
-
-def _pairs(reply: list[Any]) -> dict[Any, Any]:
-    return dict(zip(reply[::2], reply[1::2], strict=True))
-
-
-def _scored(reply: list[Any]) -> list[tuple[Any, float]]:
-    return [(m, float(s)) for m, s in zip(reply[::2], reply[1::2], strict=True)]
-
-
-_READS = {"get", "lrange", "smembers", "hgetall", "zrange"}
 
 
 class _Protocol(asyncio.Protocol):
@@ -137,7 +124,7 @@ class _Protocol(asyncio.Protocol):
 
 
 class FastRedis:
-    """Wraps a redis-py asyncio client; ``pipeline()`` of hot-path reads goes direct."""
+    """Wraps a redis-py asyncio client (every attribute but :meth:`read_raw` is its own)."""
 
     def __init__(self, url: str, client: redis.asyncio.Redis, timeout: float) -> None:
         self.params = parse_url(url)
@@ -148,9 +135,6 @@ class FastRedis:
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self.client, name)
-
-    def pipeline(self, transaction: bool = False) -> _Pipeline:
-        return _Pipeline(self, transaction)
 
     async def aclose(self) -> None:
         if self._proto is not None and self._proto.transport is not None:
@@ -210,55 +194,3 @@ class FastRedis:
     async def execute(self, commands: list[tuple[Any, ...]]) -> list[Any]:
         proto = await self._connection()
         return await proto.wait(b"".join(map(hiredis.pack_command, commands)), len(commands))
-
-
-class _Pipeline:
-    """Records commands like a redis-py pipeline; executes hot-path reads directly."""
-
-    def __init__(self, owner: FastRedis, transaction: bool) -> None:
-        self.owner = owner
-        self.transaction = transaction
-        self.calls: list[tuple[str, tuple[Any, ...], dict[str, Any]]] = []
-
-    def __getattr__(self, name: str) -> Any:
-        def record(*args: Any, **kwargs: Any) -> _Pipeline:
-            self.calls.append((name, args, kwargs))
-            return self
-
-        return record
-
-    def _direct(self) -> list[tuple[Any, ...]] | None:
-        commands: list[tuple[Any, ...]] = []
-        for name, args, kwargs in self.calls:
-            if name not in _READS:
-                return None
-            if name == "zrange":
-                if set(kwargs) - {"withscores"}:
-                    return None
-                commands.append(("ZRANGE", *args, *(("WITHSCORES",) if kwargs else ())))
-            elif kwargs:
-                return None
-            else:
-                commands.append((name.upper(), *args))
-        return commands
-
-    async def execute(self) -> list[Any]:
-        commands = None if self.transaction else self._direct()
-        if commands is None:  # anything else: the regular client, same replies
-            pipe = self.owner.client.pipeline(transaction=self.transaction)
-            for name, args, kwargs in self.calls:
-                getattr(pipe, name)(*args, **kwargs)
-            return list(await pipe.execute())
-        replies = await self.owner.execute(commands)
-        out: list[Any] = []
-        for (name, _, kwargs), reply in zip(self.calls, replies, strict=True):
-            if isinstance(reply, Exception):
-                raise reply
-            if name == "hgetall":
-                reply = _pairs(reply)
-            elif name == "smembers":
-                reply = set(reply)
-            elif name == "zrange" and kwargs.get("withscores"):
-                reply = _scored(reply)
-            out.append(reply)
-        return out

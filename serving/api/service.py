@@ -38,7 +38,7 @@ from serving.rerank import (
     session_seeds,
 )
 from serving.settings import Settings
-from serving.store import AsyncStore, RawCustomer
+from serving.store import AsyncStore, NoActiveVersion, RawCustomer
 from serving.types import Candidates, CustomerView, ItemTable, OnlineEvent, OnlineState, RankedItem
 
 log = logging.getLogger("recsys.serving")
@@ -134,7 +134,7 @@ class RecommendationService:
                 else:
                     view = await self.store.customer_view_active(customer_id, self._active)
                     version = view.version
-            except KeyError:
+            except NoActiveVersion:
                 self.breaker.success()
                 return self.degraded(request, NO_VERSION)
             bundle = self._bundles.get(version) if version == self._active else None
@@ -192,7 +192,7 @@ class RecommendationService:
             else:
                 try:
                     view = await self.store.customer_view_active(customer_id, self._active)
-                except KeyError:
+                except NoActiveVersion:
                     self.breaker.success()
                     return self.degraded(request, NO_VERSION)
                 version, state = view.version, view.state
@@ -367,7 +367,7 @@ class RecommendationService:
             if bundle is None:
                 try:
                     table = await self.store.item_table(version)
-                except KeyError:
+                except NoActiveVersion:
                     return None
                 lists = await self.store.all_lists(version)
                 fb = local.fallback_from_lists(table, lists, self.store.list_name)

@@ -15,7 +15,7 @@ import pytest
 from serving import fastpath
 from serving.api.deps import items_json
 from serving.rerank import Fallback, RerankConfig, RerankRequest, rerank, session_seeds
-from serving.store import SEP, _customer_view, encode_activity, encode_ranked
+from serving.store import SEP, RawCustomer, encode_activity, encode_ranked
 from serving.types import Candidates, ItemTable
 
 NOW = 1_700_000_000.0
@@ -106,8 +106,8 @@ def one_case(rng: np.random.Generator, table: ItemTable, config: RerankConfig) -
 
 
 def general(case: dict, table: ItemTable, similar: dict, config: RerankConfig) -> list[dict]:
-    pairs = zip(case["bought"][::2], case["bought"][1::2], strict=True)
-    view = _customer_view("v1", case["payload"], case["recent"], case["cart"], pairs, [])
+    raw = RawCustomer("v1", case["payload"], case["recent"], case["cart"], case["bought"], [])
+    view = raw.view()
     request = case["request"]
     seeds = session_seeds(view.state, request, config)
     fallback = Fallback(popular=Candidates(np.arange(table.n_items), np.ones(table.n_items)))

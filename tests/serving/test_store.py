@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import time
+from typing import Any
 
 import numpy as np
 import pytest
 import redis
 
+from serving.api.fastredis import FastRedis
 from serving.connection import connect, connect_async
 from serving.store import (
     AsyncStore,
@@ -163,11 +165,11 @@ def test_older_versions_expire(redis_url: str, redis_prefix: str) -> None:
         store.activate(v)
     infos = store.versions()
     assert infos["1"].status == "retired" and infos["3"].status == "complete"
-    ttl_old = store.client.ttl(store.k_candidates("1", "a"))
+    ttl_old = store.client.ttl(store.keys.candidates("1", "a"))
     assert 0 < ttl_old <= 100
-    assert store.client.ttl(store.k_items("1")) > 0
-    assert store.client.ttl(store.k_candidates("2", "a")) == -1  # previous: kept
-    assert store.client.ttl(store.k_candidates("3", "a")) == -1
+    assert store.client.ttl(store.keys.items("1")) > 0
+    assert store.client.ttl(store.keys.candidates("2", "a")) == -1  # previous: kept
+    assert store.client.ttl(store.keys.candidates("3", "a")) == -1
     with pytest.raises(redis.ResponseError):
         store.activate("1")  # a retired version cannot come back
 
@@ -194,11 +196,14 @@ def test_events_update_state_and_stream(store: Store) -> None:
 
     entries = store.read_stream()
     assert len(entries) == 6
-    assert entries[4][1] == {
-        "c": "c1", "i": "i2", "t": "purchase", "ts": repr(t0 + 4), "p": "9.5", "ch": "web"
-    }  # fmt: skip
+    assert entries[4][1] == events[4]
+    assert entries[1][1] == events[1] and entries[5][1] == events[5]
     store.mark_exported(entries[2][0])
-    assert [f["t"] for _, f in store.read_stream()] == ["remove_from_cart", "purchase", "view"]
+    assert [e.event_type for _, e in store.read_stream()] == [
+        "remove_from_cart",
+        "purchase",
+        "view",
+    ]
 
 
 def test_recent_activity_and_email_sends_are_capped(redis_url: str, redis_prefix: str) -> None:
@@ -236,16 +241,21 @@ def test_bytes_per_customer_at_100_candidates(store: Store) -> None:
     assert 601 < per_customer <= 1024
 
 
+@pytest.mark.parametrize("transport", ["redis-py", "fastredis"])
 def test_async_store_reads_like_the_sync_one(
-    store: Store, redis_url: str, redis_prefix: str
+    store: Store, redis_url: str, redis_prefix: str, transport: str
 ) -> None:
     customers = ["c1", "c2"]
     items = publish(store, "1", customers)
     store.activate("1")
+    store.record_events([OnlineEvent("c2", "i7", "purchase", 4.25, price=1.5)])
 
     async def run() -> None:
-        client = connect_async(redis_url)
+        client: Any = connect_async(redis_url)
+        if transport == "fastredis":
+            client = FastRedis(redis_url, client, timeout=2.0)
         astore = AsyncStore(client, prefix=redis_prefix)
+        assert astore.raw_reads == (transport == "fastredis")
         try:
             await astore.record_events([OnlineEvent("c2", "i3", "add_to_cart", 5.0)])
             await astore.record_email_sends({"c2": ["i4"]}, 6.0)
@@ -253,6 +263,8 @@ def test_async_store_reads_like_the_sync_one(
             assert view.version == "1"
             assert view.candidates.items.tolist() == items[1].tolist()
             assert view.state.cart == ("i3",) and "i4" in view.state.email_sent
+            assert view.state == store.customer_view("1", "c2").state  # every field alike
+            assert view.state.purchased == {"i7": 4.25}
             views = await astore.customer_views("1", ["c1", "c2", "c3"])
             assert [len(v.candidates) for v in views] == [10, 10, 0]
             stale = await astore.customer_view_active("c1", version_hint="0")

@@ -106,8 +106,12 @@ def test_openapi_describes_the_id_parameters(client: TestClient) -> None:
 
 @pytest.mark.parametrize("customer", [*ODD_CUSTOMER_IDS, "{", "}", "{}", "a{b}c", "}{c:x}"])
 def test_a_customers_keys_share_one_cluster_slot(store: Store, customer: str) -> None:
-    keys = [store.k_candidates("v1", customer)]
-    keys += [store._k_state(customer, what) for what in ("r", "cart", "buy", "mail")]
+    keys = list(store.keys.customer("v1", customer))
+    k = store.keys
+    assert keys == [k.candidates("v1", customer), k.recent(customer), k.cart(customer)] + [
+        k.bought(customer),
+        k.mailed(customer),
+    ]
     assert len({redis.crc.key_slot(k.encode()) for k in keys}) == 1, keys
 
 

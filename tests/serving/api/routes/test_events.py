@@ -33,7 +33,7 @@ def test_single_and_batch_reach_state_and_stream(store: Store, client: TestClien
     assert [a.item_id for a in view.state.recent] == ["i7", "i6", "i5"]
     assert view.state.cart == ("i6",)
     assert view.state.purchased == {"i7": 1735732800.0}
-    assert [f["i"] for _, f in store.read_stream(after="0-0")] == ["i5", "i6", "i7"]
+    assert [e.item_id for _, e in store.read_stream(after="0-0")] == ["i5", "i6", "i7"]
 
 
 def test_malformed_events_are_422_naming_the_field(store: Store, client: TestClient) -> None:
