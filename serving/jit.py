@@ -1,7 +1,7 @@
 """The serving kernels' compiled code: is it in numba's on-disk cache, compile it there.
 
 The re-ranking kernels (``serving.kernels``, ``serving.fastpath`` and one decoder of
-``serving.store``) are ``njit(cache=True)``: compiled once per machine (30-90 s on
+``serving.store.codec``) are ``njit(cache=True)``: compiled once per machine (30-90 s on
 two busy cores), then loaded from numba's cache in about a second. Where that cache lives
 is numba's own rule: ``NUMBA_CACHE_DIR`` when set, else ``__pycache__`` next to the
 package's source when that directory is writable, else a per-user directory
@@ -40,9 +40,10 @@ def compiled() -> bool:
 
 
 def _modules() -> tuple[ModuleType, ...]:
-    from serving import fastpath, kernels, store
+    from serving import fastpath, kernels
+    from serving.store import codec
 
-    return kernels, fastpath, store
+    return kernels, fastpath, codec
 
 
 def _cached_dispatchers() -> list[Any]:
