@@ -46,17 +46,17 @@ def _item_id(value: str) -> str:
     return checked_id(value, "item_id")
 
 
-PATH_ID = " Percent-encoded (any id: spaces, `/`, `%`, `?`, `#`, non-ASCII). " + ID_DESCRIPTION
+PATH_ID = ", percent-encoded (any id: spaces, `/`, `%`, `?`, `#`, non-ASCII). " + ID_DESCRIPTION
 # the length limits are in the schema for the docs; the rule itself (with its message) is
 # checked by the validators: a too long id gets the same message everywhere
 CustomerIdPath = Annotated[
     str,
-    Path(description="The shop's customer id." + PATH_ID, json_schema_extra=ID_SCHEMA),
+    Path(description="The shop's customer id" + PATH_ID, json_schema_extra=ID_SCHEMA),
     AfterValidator(_customer_id),
 ]
 ItemIdPath = Annotated[
     str,
-    Path(description="The item." + PATH_ID, json_schema_extra=ID_SCHEMA),
+    Path(description="The item" + PATH_ID, json_schema_extra=ID_SCHEMA),
     AfterValidator(_item_id),
 ]
 IdText = Annotated[str, Field(json_schema_extra=ID_SCHEMA)]

@@ -11,10 +11,11 @@ from starlette.responses import Response
 from serving.api import deps
 from serving.api.errors import UNPROCESSABLE
 from serving.api.params import ItemIdPath, SimilarQuery, rerank_request
+from serving.api.routing import DeclaredRoute
 from serving.api.schemas import ErrorResponse, SimilarResponse
 from serving.api.service import UnknownItem
 
-router = APIRouter(prefix="/v1", tags=["items"])
+router = APIRouter(prefix="/v1", route_class=DeclaredRoute, tags=["items"])
 
 
 @router.get(

@@ -13,9 +13,10 @@ from starlette.responses import Response
 from serving.api import deps
 from serving.api.errors import UNPROCESSABLE
 from serving.api.params import CustomerIdPath, RecommendationQuery, rerank_request
+from serving.api.routing import DeclaredRoute
 from serving.api.schemas import RecommendationsResponse
 
-router = APIRouter(prefix="/v1", tags=["recommendations"])
+router = APIRouter(prefix="/v1", route_class=DeclaredRoute, tags=["recommendations"])
 
 
 @router.get(

@@ -13,6 +13,7 @@ import polars as pl
 import pytest
 import redis.crc
 from api_helpers import ODD_CUSTOMER_IDS, ODD_ITEM_IDS, ids, problems, publish, recs
+from fastapi.routing import APIRoute
 from fastapi.testclient import TestClient
 from hypothesis import HealthCheck, given, settings
 from id_strategies import invalid_ids
@@ -20,7 +21,10 @@ from starlette.datastructures import QueryParams
 
 from features.ids import check_id
 from recsys.publish import export_events
-from serving.api.deps import rerank_request
+from serving.api.params import rerank_request
+from serving.api.routes import recommendations
+from serving.api.routing import QueryPlan
+from serving.rerank import RerankRequest
 from serving.settings import Settings
 from serving.store import Store
 
@@ -57,17 +61,25 @@ def test_any_item_id_in_the_path(store: Store, live_client: httpx.Client) -> Non
     assert loc == ("path", "item_id") and "control character" in msg
 
 
+def read(raw: str) -> RerankRequest:
+    """The re-ranking request of a query string, read as the recommendations route does."""
+    [route] = recommendations.router.routes
+    assert isinstance(route, APIRoute)
+    query, errors = QueryPlan.of(route.dependant.query_params[0]).read(QueryParams(raw))
+    assert not errors, errors
+    return rerank_request(query, Settings())
+
+
 def test_query_strings_are_decoded_like_parse_qsl() -> None:
-    settings = Settings()
     raw = "context=product&item_id=rolls%2Fbuns&exclude=a+b&exclude=a%2Bb&exclude=sku%2C1"
     raw += "&exclude=&exclude=%E5%95%86%E5%93%81123&exclude=100%25"
-    req = rerank_request(QueryParams(raw), settings)
+    req = read(raw)
     decoded = parse_qsl(raw, keep_blank_values=True)
     assert req.item_id == "rolls/buns" == dict(decoded)["item_id"]
     assert req.exclude == ("a b", "a+b", "sku,1", "商品123", "100%")
     assert req.exclude == tuple(v for k, v in decoded if k == "exclude" and v)
     every = urlencode([("exclude", i) for i in ODD_ITEM_IDS[:25]])
-    assert rerank_request(QueryParams(every), settings).exclude == ODD_ITEM_IDS[:25]
+    assert read(every).exclude == ODD_ITEM_IDS[:25]
 
 
 def test_exclude_is_a_repeated_parameter(store: Store, client: TestClient) -> None:
