@@ -21,6 +21,7 @@ import argparse
 import asyncio
 import json
 import random
+import signal
 import statistics
 import sys
 import tempfile
@@ -158,6 +159,8 @@ async def run(n_requests: int, rounds: int, shapes: list[str]) -> dict[str, Any]
 
 
 def main() -> None:
+    # a terminated run still stops its Redis server (the finally block of run)
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--requests", type=int, default=20_000)
     parser.add_argument("--rounds", type=int, default=5)
