@@ -8,8 +8,9 @@ Measured with ``bench/api_request_cost.py`` (docs/api_layer.md), FastAPI's reque
 cost the storefront's request far more than the ~10% the project allows for reading
 parameters, although the validation itself (pydantic-core) is a few microseconds.
 :class:`DeclaredRoute` builds a plan from the route's own ``dependant`` once (which
-parameters, which are repeated) and per request validates with FastAPI's own model fields:
-the same rules and the same errors (a :class:`RequestValidationError`), one definition.
+parameters, which are repeated) and per request validates the path parameters with
+FastAPI's own fields and the query with its declared model: the same rules and the same
+errors (a :class:`RequestValidationError`), one definition.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from typing import Any
 from fastapi._compat.shared import field_annotation_is_sequence
 from fastapi.exceptions import RequestValidationError
 from fastapi.routing import APIRoute
-from pydantic import BaseModel
+from pydantic import BaseModel, ValidationError
 from starlette.datastructures import QueryParams
 from starlette.requests import Request
 from starlette.responses import Response
@@ -32,40 +33,40 @@ Endpoint = Callable[..., Coroutine[Any, Any, Response]]
 
 @dataclass(frozen=True, slots=True)
 class QueryPlan:
-    """How to read one query model: its endpoint argument, its scalar and repeated names."""
+    """How to read one query model: its endpoint argument and, for each parameter name,
+    whether it is repeated (a list: every value) or not (the last value, as FastAPI)."""
 
-    field: Any  # FastAPI's ModelField of the model (validates, shapes the errors)
+    model: type[BaseModel]
     argument: str
-    scalars: tuple[str, ...]
-    repeated: tuple[str, ...]
+    repeated: dict[str, bool]
 
     @classmethod
     def of(cls, field: Any) -> QueryPlan:
+        """The plan of a query model declared as ``Annotated[Model, Query()]``."""
         model = field.field_info.annotation
         if not (isinstance(model, type) and issubclass(model, BaseModel)):
             raise TypeError(f"query parameter {field.name!r}: declare the query as one model")
         if model.model_config.get("extra", "ignore") != "ignore":
             raise TypeError(f"{model.__name__}: a query model must ignore other parameters")
-        names = {(f.alias or name): f.annotation for name, f in model.model_fields.items()}
-        return cls(
-            field=field,
-            argument=field.name,
-            scalars=tuple(n for n, a in names.items() if not field_annotation_is_sequence(a)),
-            repeated=tuple(n for n, a in names.items() if field_annotation_is_sequence(a)),
-        )
+        repeated = {
+            (f.alias or name): field_annotation_is_sequence(f.annotation)
+            for name, f in model.model_fields.items()
+        }
+        return cls(model=model, argument=field.name, repeated=repeated)
 
     def read(self, query: QueryParams) -> tuple[Any, list[Any]]:
-        """(the model, errors) of a query string; an empty value is passed as it is."""
+        """(the model, errors located under ``query``) of a query string."""
         values: dict[str, Any] = {}
-        if query:
-            for name in self.scalars:
-                value = query.get(name)
-                if value is not None:
-                    values[name] = value
-            for name in self.repeated:
-                if name in query:
-                    values[name] = query.getlist(name)
-        return self.field.validate(values, {}, loc=("query",))
+        repeated = self.repeated
+        for name, value in query.items():  # each name once, with its last value
+            many = repeated.get(name)
+            if many is not None:
+                values[name] = query.getlist(name) if many else value
+        try:
+            return self.model.model_validate(values), []
+        except ValidationError as exc:
+            errors = exc.errors(include_url=False)
+            return None, [{**e, "loc": ("query", *e["loc"])} for e in errors]
 
 
 class DeclaredRoute(APIRoute):
