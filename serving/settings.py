@@ -11,8 +11,9 @@ from __future__ import annotations
 
 import json
 import os
+from dataclasses import fields
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, Literal, cast
 
 from pydantic import AliasChoices, Field
 from pydantic.functional_validators import AfterValidator, BeforeValidator
@@ -43,6 +44,9 @@ def _ids(values: tuple[str, ...]) -> tuple[str, ...]:
 
 CommaList = Annotated[tuple[str, ...], NoDecode, BeforeValidator(_split)]
 IdList = Annotated[CommaList, AfterValidator(_ids)]
+
+_RERANK = RerankConfig()
+"""The re-ranking defaults: the settings of the same names start from them."""
 
 
 class Settings(BaseSettings):
@@ -101,30 +105,35 @@ class Settings(BaseSettings):
         default=200_000, ge=0, description="Similar lists cached in process per version."
     )
 
-    # --- re-ranking (see serving.rerank.RerankConfig) ------------------------------------------
-    model_weight: float = Field(default=1.0, ge=0)
-    session_weight: float = 1.2
-    session_half_life_s: float = Field(default=1800.0, gt=0)
-    view_weight: float = DEFAULT_EVENT_WEIGHTS["view"]
-    add_to_cart_weight: float = DEFAULT_EVENT_WEIGHTS["add_to_cart"]
-    email_click_weight: float = DEFAULT_EVENT_WEIGHTS["email_click"]
-    purchase_weight: float = DEFAULT_EVENT_WEIGHTS["purchase"]
-    max_seeds: int = Field(default=5, ge=0)
-    new_arrival_days: float = 14.0
-    new_arrival_boost: float = 0.1
-    promoted: IdList = ()
-    promoted_boost: float = 0.2
-    repeatable_categories: CommaList = ()
-    cart_excluded_contexts: CommaList = ("home", "product", "cart", "email")
+    # --- re-ranking: serving.rerank.RerankConfig's fields by name, its defaults -------------
+    model_weight: float = Field(default=_RERANK.model_weight, ge=0)
+    session_weight: float = _RERANK.session_weight
+    session_half_life_s: float = Field(default=_RERANK.session_half_life_s, gt=0)
+    view_weight: float = _RERANK.event_weights["view"]
+    add_to_cart_weight: float = _RERANK.event_weights["add_to_cart"]
+    email_click_weight: float = _RERANK.event_weights["email_click"]
+    purchase_weight: float = _RERANK.event_weights["purchase"]
+    cart_seed_weight: float = _RERANK.cart_seed_weight
+    cart_context_seed_weight: float = _RERANK.cart_context_seed_weight
+    product_seed_weight: float = _RERANK.product_seed_weight
+    max_seeds: int = Field(default=_RERANK.max_seeds, ge=0)
+    new_arrival_days: float = _RERANK.new_arrival_days
+    new_arrival_boost: float = _RERANK.new_arrival_boost
+    promoted: IdList = _RERANK.promoted
+    promoted_boost: float = _RERANK.promoted_boost
+    repeatable_categories: CommaList = _RERANK.repeatable_categories
+    cart_excluded_contexts: CommaList = _RERANK.cart_excluded_contexts
     email_cap_last: int = Field(
-        default=3, ge=0, description="Items of the last N emails are capped."
+        default=_RERANK.email_cap_last, ge=0, description="Items of the last N emails are capped."
     )
     email_cap_days: float = Field(
-        default=7.0, ge=0, description="Items emailed in N days are capped."
+        default=_RERANK.email_cap_days, ge=0, description="Items emailed in N days are capped."
     )
-    diversity: Literal["cap", "mmr", "none"] = "cap"
-    max_per_category: int = Field(default=3, ge=0)
-    mmr_lambda: float = Field(default=0.7, ge=0, le=1)
+    diversity: Literal["cap", "mmr", "none"] = cast(
+        Literal["cap", "mmr", "none"], _RERANK.diversity
+    )
+    max_per_category: int = Field(default=_RERANK.max_per_category, ge=0)
+    mmr_lambda: float = Field(default=_RERANK.mmr_lambda, ge=0, le=1)
 
     def worker_count(self) -> int:
         """The worker processes to start (``workers``, or one per CPU core when 0)."""
@@ -135,27 +144,23 @@ class Settings(BaseSettings):
         return os.cpu_count() or 1
 
     def rerank_config(self) -> RerankConfig:
-        """The re-ranking configuration these settings describe."""
-        return RerankConfig(
-            model_weight=self.model_weight,
-            session_weight=self.session_weight,
-            session_half_life_s=self.session_half_life_s,
-            event_weights={
-                "view": self.view_weight,
-                "add_to_cart": self.add_to_cart_weight,
-                "email_click": self.email_click_weight,
-                "purchase": self.purchase_weight,
-            },
-            max_seeds=self.max_seeds,
-            new_arrival_days=self.new_arrival_days,
-            new_arrival_boost=self.new_arrival_boost,
-            promoted=self.promoted,
-            promoted_boost=self.promoted_boost,
-            repeatable_categories=self.repeatable_categories,
-            cart_excluded_contexts=self.cart_excluded_contexts,
-            email_cap_last=self.email_cap_last,
-            email_cap_days=self.email_cap_days,
-            diversity=self.diversity,
-            max_per_category=self.max_per_category,
-            mmr_lambda=self.mmr_lambda,
-        )
+        """The re-ranking configuration these settings describe: each field of
+        :class:`RerankConfig` from the setting of the same name, except
+        :data:`NOT_SETTINGS`."""
+        values = {
+            f.name: getattr(self, f.name)
+            for f in fields(RerankConfig)
+            if f.name not in NOT_SETTINGS
+        }
+        return RerankConfig(**values, event_weights=self.event_weights())
+
+    def event_weights(self) -> dict[str, float]:
+        """The seed weight of each event type (``RECSYS_<EVENT>_WEIGHT``)."""
+        return {event: getattr(self, f"{event}_weight") for event in DEFAULT_EVENT_WEIGHTS}
+
+
+NOT_SETTINGS: dict[str, str] = {
+    "event_weights": "one setting per event type: RECSYS_VIEW_WEIGHT, RECSYS_ADD_TO_CART_WEIGHT, "
+    "... (Settings.event_weights)",
+}
+"""The fields of :class:`RerankConfig` that are not a setting of the same name, and why."""

@@ -2,8 +2,19 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Callable
+
+import redis
+
+REDIS_DOWN: tuple[type[BaseException], ...] = (
+    redis.exceptions.ConnectionError,
+    redis.exceptions.TimeoutError,
+    OSError,
+    asyncio.TimeoutError,
+)
+"""Errors that mean "Redis is unavailable" (answer degraded, count towards the breaker)."""
 
 
 class CircuitBreaker:

@@ -9,12 +9,11 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
-from fastapi import FastAPI, Request
+from fastapi import FastAPI
 from fastapi.exceptions import RequestValidationError
-from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from serving.api.deps import JSONBytes
+from serving.api.errors import validation_error
 from serving.api.metrics import Metrics
 from serving.api.routes import email, events, health, items, recommendations
 from serving.api.service import RecommendationService
@@ -23,8 +22,8 @@ from serving.settings import Settings
 DESCRIPTION = """Recommendations for the storefront and for email, re-ranked per request
 from precomputed candidates in Redis. Every answer says which model `version` answered
 and whether it is `degraded` (answered from a local popular/trending copy because Redis
-or the active version was unavailable). Invalid input gets a 4xx whose `detail` names the
-problem."""
+or the active version was unavailable). Invalid input gets a 422 whose `detail` lists each problem
+(`loc`, `msg`, `type`); other errors (404, 413, 503) have a `detail` message."""
 
 
 class MetricsMiddleware:
@@ -56,16 +55,6 @@ class MetricsMiddleware:
                 getattr(route, "path_format", None) or getattr(route, "path", "unmatched")
             )
             self.metrics.observe(endpoint, scope["method"], status, time.perf_counter() - start)
-
-
-async def _validation_error(request: Request, exc: RequestValidationError) -> Response:
-    """422 naming each problem (location, message); the offending input is not echoed
-    (it may not even be representable in JSON, e.g. an infinite number)."""
-    errors = [
-        {"loc": [str(x) for x in e.get("loc", ())], "msg": e.get("msg", ""), "type": e.get("type")}
-        for e in exc.errors()
-    ]
-    return JSONBytes({"detail": errors}, status_code=422)
 
 
 def _version() -> str:
@@ -104,7 +93,7 @@ def create_app(
         **options,
     )
     app.state.service = service
-    app.add_exception_handler(RequestValidationError, _validation_error)  # type: ignore[arg-type]
+    app.add_exception_handler(RequestValidationError, validation_error)
     for module in (recommendations, items, email, events, health):
         # the routes themselves rather than include_router: recent FastAPI versions wrap an
         # included router in routing layers that every request walks through (measured

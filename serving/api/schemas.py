@@ -7,6 +7,7 @@ from datetime import datetime
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic_core import PydanticCustomError
 
 from features.ids import MAX_ID_LENGTH, check_id
 
@@ -86,11 +87,13 @@ ID_DESCRIPTION = (
 )
 
 
-def _checked(value: str, what: str) -> str:
+def checked_id(value: str, what: str) -> str:
+    """``value`` when it is a valid id (``features.ids``), else a validation error whose
+    message is the rule's own (type ``invalid_id``)."""
     try:
         return check_id(value, what)
     except ValueError as exc:
-        raise ValueError(str(exc)) from None
+        raise PydanticCustomError("invalid_id", str(exc)) from None
 
 
 class EventIn(BaseModel):
@@ -125,7 +128,7 @@ class EventIn(BaseModel):
     @field_validator("customer_id", "item_id")
     @classmethod
     def _ids(cls, value: str, info: object) -> str:
-        return _checked(value, getattr(info, "field_name", "id"))
+        return checked_id(value, getattr(info, "field_name", "id"))
 
     def epoch(self, default: float) -> float:
         if self.ts is None:
@@ -161,7 +164,7 @@ class EmailRequest(BaseModel):
     @classmethod
     def _ids(cls, values: list[str], info: object) -> list[str]:
         what = "customer_id" if getattr(info, "field_name", "") == "customer_ids" else "item_id"
-        return [_checked(v, what) for v in values]
+        return [checked_id(v, what) for v in values]
 
 
 class EmailList(BaseModel):

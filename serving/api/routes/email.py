@@ -8,6 +8,7 @@ from fastapi import APIRouter, HTTPException, Request
 from starlette.responses import Response
 
 from serving.api import deps
+from serving.api.errors import UNPROCESSABLE, invalid
 from serving.api.schemas import EmailRequest, EmailResponse, ErrorResponse
 from serving.rerank import RerankRequest
 
@@ -24,7 +25,7 @@ router = APIRouter(prefix="/v1", tags=["email"])
     response_model=EmailResponse,
     responses={
         413: {"model": ErrorResponse, "description": "Too many customers in one call"},
-        422: {"description": "Invalid body; `detail` names the field"},
+        **UNPROCESSABLE,
     },
 )
 async def email(request: Request, body: EmailRequest) -> Response:
@@ -36,10 +37,16 @@ async def email(request: Request, body: EmailRequest) -> Response:
             f"{len(body.customer_ids)} customers; at most {settings.max_email_customers} per call",
         )
     if body.n > settings.max_n:
-        raise deps.bad_request(f"n must be between 1 and {settings.max_n}, got {body.n}")
+        raise invalid(
+            ("body", "n"),
+            f"n must be between 1 and {settings.max_n}, got {body.n}",
+            "less_than_equal",
+        )
     if len(body.exclude) > settings.max_exclude:
-        raise deps.bad_request(
-            f"exclude has {len(body.exclude)} values; at most {settings.max_exclude} allowed"
+        raise invalid(
+            ("body", "exclude"),
+            f"exclude has {len(body.exclude)} values; at most {settings.max_exclude} allowed",
+            "too_long",
         )
     customer_ids = list(dict.fromkeys(body.customer_ids))  # each customer once
     req = RerankRequest(

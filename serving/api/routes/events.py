@@ -8,6 +8,7 @@ from typing import Any
 from fastapi import APIRouter, Body, HTTPException, Request
 
 from serving.api import deps
+from serving.api.errors import UNPROCESSABLE, invalid
 from serving.api.schemas import ErrorResponse, EventBatch, EventIn, EventsAccepted
 from serving.api.service import StoreUnavailable
 from serving.types import OnlineEvent
@@ -50,7 +51,7 @@ EXAMPLES: dict[str, Any] = {
     status_code=202,
     responses={
         413: {"model": ErrorResponse, "description": "Too many events in one batch"},
-        422: {"description": "Malformed event; `detail` names the field"},
+        **UNPROCESSABLE,
         503: {"model": ErrorResponse, "description": "Redis unavailable; retry"},
     },
 )
@@ -83,5 +84,5 @@ async def events(
     except StoreUnavailable as exc:
         raise HTTPException(503, str(exc)) from None
     except ValueError as exc:  # the store's own checks (nothing was written)
-        raise HTTPException(422, str(exc)) from None
+        raise invalid(("body",), str(exc)) from None
     return EventsAccepted(accepted=accepted)

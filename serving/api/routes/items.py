@@ -3,14 +3,19 @@ id holding ``/`` works: Starlette routes on the decoded path)."""
 
 from __future__ import annotations
 
-from fastapi import APIRouter, HTTPException, Request
+from typing import Annotated
+
+from fastapi import APIRouter, HTTPException, Query, Request
 from starlette.responses import Response
 
 from serving.api import deps
+from serving.api.errors import UNPROCESSABLE
+from serving.api.params import ItemIdPath, SimilarQuery, rerank_request
+from serving.api.routing import DeclaredRoute
 from serving.api.schemas import ErrorResponse, SimilarResponse
 from serving.api.service import UnknownItem
 
-router = APIRouter(prefix="/v1", tags=["items"])
+router = APIRouter(prefix="/v1", route_class=DeclaredRoute, tags=["items"])
 
 
 @router.get(
@@ -21,29 +26,15 @@ router = APIRouter(prefix="/v1", tags=["items"])
     response_model=SimilarResponse,
     responses={
         404: {"model": ErrorResponse, "description": "The item is not in the catalog"},
-        422: {"model": ErrorResponse, "description": "Invalid parameter"},
-    },
-    openapi_extra={
-        "parameters": [
-            deps.query_param(
-                "item_id",
-                "The item, percent-encoded (any id: spaces, `/`, `%`, `?`, `#`, non-ASCII).",
-                deps.ID_SCHEMA,
-                "path",
-            ),
-            deps.query_param("n", "How many items (1..RECSYS_MAX_N).", {"type": "integer"}),
-            deps.query_param("customer_id", "Filter for this customer.", deps.ID_SCHEMA),
-        ]
+        **UNPROCESSABLE,
     },
 )
-async def similar(request: Request) -> Response:
+async def similar(
+    request: Request, item_id: ItemIdPath, query: Annotated[SimilarQuery, Query()]
+) -> Response:
     service = deps.get_service(request)
-    item_id = deps.valid_id(request.path_params["item_id"], "item_id")
-    q = request.query_params
-    customer_id = q.get("customer_id")
-    if customer_id is not None:
-        customer_id = deps.valid_id(customer_id, "customer_id")
-    req = deps.rerank_request(q, service.settings, context="home")
+    customer_id = query.customer_id
+    req = rerank_request(query, service.settings, context="home")
     try:
         answer = await service.similar_items(item_id, req, customer_id)
     except UnknownItem:

@@ -97,6 +97,25 @@ def recs(client: TestClient, customer: str, **params: Any) -> dict[str, Any]:
     return body
 
 
+def problems(r: Any) -> list[tuple[tuple[str | int, ...], str]]:
+    """(loc, msg) of each problem of a 422 answer, after checking the body's one shape
+    (``serving.api.errors``): ``{"detail": [{"loc": [...], "msg": ..., "type": ...}]}``."""
+    assert r.status_code == 422, (r.status_code, r.text)
+    body = r.json()
+    assert set(body) == {"detail"} and isinstance(body["detail"], list) and body["detail"], body
+    for problem in body["detail"]:
+        assert set(problem) == {"loc", "msg", "type"}, problem
+        assert isinstance(problem["loc"], list) and problem["loc"], problem
+        assert problem["loc"][0] in {"query", "path", "body"}, problem
+        assert isinstance(problem["msg"], str) and isinstance(problem["type"], str), problem
+    return [(tuple(p["loc"]), p["msg"]) for p in body["detail"]]
+
+
+def messages(r: Any) -> str:
+    """Every message of a 422 answer (its shape checked), one a line."""
+    return "\n".join(msg for _, msg in problems(r))
+
+
 def ids(body: dict[str, Any]) -> list[str]:
     return [i["item_id"] for i in body["items"]]
 

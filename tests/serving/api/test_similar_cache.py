@@ -23,12 +23,14 @@ def test_a_version_loading_over_the_cap_drops_the_other_versions_first(
     )
     service = RecommendationService(settings)
     empty = Candidates.empty()
-    service._cache_similar("v1", [f"a{k}" for k in range(30)], [empty] * 30)
+    service.versions.cache_similar("v1", [f"a{k}" for k in range(30)], [empty] * 30)
     for start in range(0, 30, 10):  # v2 arrives in chunks, as the preload fetches it
-        service._cache_similar("v2", [f"b{k}" for k in range(start, start + 10)], [empty] * 10)
-    assert "v1" not in service._similar
-    assert len(service._similar["v2"]) == 30
+        service.versions.cache_similar(
+            "v2", [f"b{k}" for k in range(start, start + 10)], [empty] * 10
+        )
+    assert "v1" not in service.versions.similar
+    assert len(service.versions.similar["v2"]) == 30
     # a single version over the cap still starts afresh
-    service._cache_similar("v2", [f"c{k}" for k in range(20)], [empty] * 20)
-    assert len(service._similar["v2"]) == 20
+    service.versions.cache_similar("v2", [f"c{k}" for k in range(20)], [empty] * 20)
+    assert len(service.versions.similar["v2"]) == 20
     asyncio.run(service.close())

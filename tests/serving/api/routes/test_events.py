@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from api_helpers import publish
+from api_helpers import problems, publish
 from fastapi.testclient import TestClient
 
 from serving.store import Store
@@ -49,16 +49,15 @@ def test_malformed_events_are_422_naming_the_field(store: Store, client: TestCli
         ({"events": []}, "events"),
     ]
     for event, field in cases:
-        r = client.post("/v1/events", json=event)
-        assert r.status_code == 422, event
-        assert field in r.text, (event, r.text)
-    assert client.post("/v1/events", content=b"{not json").status_code == 422
+        found = problems(client.post("/v1/events", json=event))  # (the one 422 shape)
+        assert any(field in loc for loc, _ in found), (event, found)
+    assert problems(client.post("/v1/events", content=b"{not json"))
     for field in ("ts", "price"):  # infinite numbers (not expressible with json=)
         raw = b'{"customer_id": "c1", "item_id": "i1", "event_type": "view", "%s": 1e999}'
         r = client.post(
             "/v1/events", content=raw % field.encode(), headers={"content-type": "application/json"}
         )
-        assert r.status_code == 422 and field in r.text, r.text
+        assert any(field in loc for loc, _ in problems(r)), r.text
     assert store.read_stream(after="0-0") == []  # nothing half-written
 
 

@@ -6,7 +6,7 @@ import time
 from collections.abc import Callable
 
 import pytest
-from api_helpers import ODD_CUSTOMER_IDS, ODD_ITEM_IDS, ids, publish, recs
+from api_helpers import ODD_CUSTOMER_IDS, ODD_ITEM_IDS, ids, problems, publish, recs
 from fastapi.testclient import TestClient
 
 from serving.store import Store
@@ -79,21 +79,29 @@ def test_product_context_and_request_filters(store: Store, client: TestClient) -
 def test_bad_input_is_a_4xx_naming_the_problem(store: Store, client: TestClient) -> None:
     publish(store, "v1")
     cases = {
-        "/v1/customers/c1/recommendations?n=1000": "n must be between 1 and 100",
-        "/v1/customers/c1/recommendations?n=abc": "n must be an integer",
-        "/v1/customers/c1/recommendations?context=checkout": "context must be one of",
-        "/v1/customers/c1/recommendations?context=product": "needs item_id",
-        "/v1/customers/c1/recommendations?price_min=9&price_max=1": "price_min",
-        "/v1/customers/c1/recommendations?exclude=i1&exclude=%20a": "exclude",
-        "/v1/customers/c1/recommendations?item_id=a%0Ab&context=product": "item_id",
-        "/v1/customers/c%091/recommendations": "customer_id",
-        "/v1/customers/c1%20/recommendations": "customer_id",
-        f"/v1/customers/{'x' * 300}/recommendations": "at most 256",
+        "?n=1000": (("query", "n"), "n must be between 1 and 100, got 1000"),
+        "?n=0": (("query", "n"), "greater than or equal to 1"),
+        "?n=abc": (("query", "n"), "valid integer"),
+        "?context=checkout": (("query", "context"), "'home', 'product', 'cart' or 'email'"),
+        "?context=product": (("query",), "context=product needs item_id"),
+        "?price_min=9&price_max=1": (("query",), "price_min (9.0) is above price_max (1.0)"),
+        "?price_min=inf": (("query", "price_min"), "finite number"),
+        "?price_max=x": (("query", "price_max"), "valid number"),
+        "?exclude=i1&exclude=%20a": (("query", "exclude"), "exclude ' a' starts or ends"),
+        "?item_id=a%0Ab&context=product": (("query", "item_id"), "item_id 'a\\nb' contains"),
+        "?category=" + "x" * 513: (("query", "category"), "at most 512 characters"),
+        "?exclude_category=" + ",".join("x" * 51): (("query", "exclude_category"), "at most 50"),
     }
-    for url, message in cases.items():
-        r = client.get(url)
-        assert r.status_code == 422, url
-        assert message in r.json()["detail"], (url, r.json())
+    for query, (where, message) in cases.items():
+        found = problems(client.get("/v1/customers/c1/recommendations" + query))
+        assert any(loc == where and message in msg for loc, msg in found), (query, found)
+    for path, message in {
+        "c%091": "customer_id 'c\\t1' contains the control character",
+        "c1%20": "customer_id 'c1 ' starts or ends with whitespace",
+        "x" * 300: "at most 256",
+    }.items():
+        found = problems(client.get(f"/v1/customers/{path}/recommendations"))
+        assert found[0][0] == ("path", "customer_id") and message in found[0][1], found
 
 
 @pytest.mark.parametrize("odd_ids", [False, True], ids=["plain-ids", "odd-ids"])
