@@ -44,6 +44,9 @@ TIMESTAMP_FORMATS: tuple[str, ...] = (
 offset) or without one (a local time in the source time zone, UTC by default), ``T`` or space
 separated, with optional fractions."""
 
+_ISO_START = r"^[+-]?\d{4}-\d"
+"""Values the ISO 8601 formats are tried on: a four-digit year first."""
+
 DateOrder = Literal["day-first", "month-first"]
 
 _TS = pl.Datetime("us", "UTC")
@@ -226,9 +229,10 @@ def _parse_text(
     text = text.str.strip_chars()
     parsed = pl.select(_epoch_expr(pl.lit(text).cast(pl.Float64, strict=False))).to_series()
 
-    def attempt(fmts: Sequence[str], parsed: pl.Series) -> pl.Series:
+    def attempt(fmts: Sequence[str], parsed: pl.Series, only: pl.Series | None = None) -> pl.Series:
         for fmt in fmts:
-            left = parsed.is_null().arg_true()
+            todo = parsed.is_null() if only is None else parsed.is_null() & only
+            left = todo.arg_true()
             if left.len() == 0:
                 break
             parsed = parsed.scatter(
@@ -236,7 +240,10 @@ def _parse_text(
             )
         return parsed
 
-    parsed = attempt((*formats, *TIMESTAMP_FORMATS), parsed)
+    parsed = attempt(formats, parsed)
+    # ISO 8601 only where the year comes first: chrono's %Y also takes a two-digit year, so
+    # "21-07-15" would otherwise read as 21 July 15 AD instead of reaching the day/month rule
+    parsed = attempt(TIMESTAMP_FORMATS, parsed, only=text.str.contains(_ISO_START).fill_null(False))
     if detect and not formats:
         left = parsed.is_null().arg_true()
         if left.len():

@@ -49,6 +49,13 @@ def test_two_digit_years_are_not_read_as_year_15() -> None:
     assert info.order == "day-first" and values == [utc(2015, 7, 21), utc(2015, 3, 2)]
 
 
+def test_two_digit_years_with_dashes_reach_the_day_month_rule() -> None:
+    """%Y would take "21-07-15" as year 21: ISO formats only try values with a 4-digit year."""
+    values, info = parse(["21-07-15", "05/08/15", "2015-07-22"], detect=True)
+    assert info.order == "day-first"
+    assert values == [utc(2015, 7, 21), utc(2015, 8, 5), utc(2015, 7, 22)]
+
+
 def test_ambiguous_dates_are_refused_with_samples() -> None:
     with pytest.raises(TimestampOrderError, match="read both ways") as error:
         parse(["01-02-2015", "03-04-2015", "12-11-2015"], detect=True)
