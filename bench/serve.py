@@ -59,6 +59,7 @@ SATURATION_S = 5
 RATE = 1000
 HEY_PROCS, HEY_WORKERS = 5, 4  # 5 x 4 workers x 50 req/s = 1,000 req/s
 RATE_S = 10
+RATE_THREADS = 10  # the mix's constant rate: 10 wrk threads of one connection, 100 req/s each
 EMAIL_BATCH = 1000
 EMAIL_ROUNDS = 5
 BARS = {
@@ -199,10 +200,14 @@ def server_cpu_s(api: subprocess.Popen[bytes]) -> float:
 
 
 def wrk_run(
-    wrk: str, url: str, api: subprocess.Popen[bytes], script: Path | None = None
+    wrk: str,
+    url: str,
+    api: subprocess.Popen[bytes],
+    script: Path | None = None,
+    seconds: int = SATURATION_S,
 ) -> tuple[float, float]:
     """(requests/s, server CPU microseconds per request) of one saturation run."""
-    cmd = [wrk, "-t1", "-c64", f"-d{SATURATION_S}s"]
+    cmd = [wrk, "-t1", "-c64", f"-d{seconds}s"]
     if script is not None:
         cmd += ["-s", str(script)]
     cpu0 = server_cpu_s(api)
@@ -214,7 +219,9 @@ def wrk_run(
             rps = float(line.split()[1])
         if " requests in " in line:
             requests = int(line.split()[0])
-        if "Non-2xx" in line or "Socket errors" in line:
+        if "Non-2xx" in line:  # a benchmark of errors measures nothing
+            raise RuntimeError(f"wrk {script or url}: {line.strip()}")
+        if "Socket errors" in line:
             print("  wrk:", line.strip(), file=sys.stderr)
     if rps is None or not requests:
         raise RuntimeError(f"wrk printed no rate:\n{out}")
@@ -262,6 +269,17 @@ def constant_rate_home(hey: str, base: str, customers: list[str]) -> dict[str, f
         "max_ms": round(latencies[-1], 3),
         "non_200": bad,
     }
+
+
+def constant_rate_mix(wrk: str, base: str, script: Path) -> dict[str, float]:
+    """RATE requests/s of the mix for RATE_S seconds (a wrk script on a fixed schedule,
+    ``workload.CONSTANT_RATE``); latency percentiles."""
+    from workload import rate_latencies
+
+    threads = f"{RATE_THREADS}"
+    cmd = [wrk, "-t", threads, "-c", threads, f"-d{RATE_S}s", "-s", str(script), base]
+    out = subprocess.run(cmd, capture_output=True, text=True, timeout=RATE_S + 60).stdout
+    return rate_latencies(out, RATE_S, RATE)
 
 
 def saturation(
@@ -322,16 +340,7 @@ def check_requests(base: str, paths: dict[str, list[str]]) -> None:
 
 def main(options: argparse.Namespace) -> dict[str, Any]:
     import numpy as np
-    from workload import (
-        TYPES,
-        Ids,
-        email_rate,
-        format_mix,
-        lua_script,
-        mixed_sample,
-        request_paths,
-    )
-    from workload import constant_rate as constant_rate_mix
+    from workload import TYPES, Ids, email_rate, format_mix, lua_script, request_paths
 
     from recsys.publish import publish_synthetic, synthetic_customer_ids
     from serving.store import Store, connect
@@ -376,14 +385,16 @@ def main(options: argparse.Namespace) -> dict[str, Any]:
             scripts[name].write_text(lua_script(paths, {name: 1}))
         print("warm-up ...", file=sys.stderr)
         for _ in range(2):  # item table, similar lists, compiled kernels, connections
-            wrk_run(wrk, f"{base}/healthz", api)
+            wrk_run(wrk, f"{base}/healthz", api, seconds=2)
             for script in scripts.values():
-                wrk_run(wrk, base, api, script)
+                wrk_run(wrk, base, api, script, seconds=2)
         print(f"saturation: {options.rounds} rounds of {len(scripts)} targets", file=sys.stderr)
         sat = saturation(wrk, base, api, scripts, options.rounds)
         print("constant rate ...", file=sys.stderr)
         rate = constant_rate_home(hey, base, with_state)
-        rate_mix = constant_rate_mix(base, mixed_sample(paths, mix, RATE * RATE_S), RATE)
+        rate_script = workdir / "mix-rate.lua"
+        rate_script.write_text(lua_script(paths, mix, rate=RATE, threads=RATE_THREADS))
+        rate_mix = constant_rate_mix(wrk, base, rate_script)
         print("email batches ...", file=sys.stderr)
         email_customers = [str(published[k]) for k in rng.permutation(n_customers)[:100_000]]
         email = {
@@ -463,7 +474,7 @@ def print_table(result: dict[str, Any]) -> None:
                 f"{row['cpu_ratio']:>11}  {row['ratio_rounds']}"
             )
     print(f"  constant rate, home (hey): {result['constant_rate']}")
-    print(f"  constant rate, mix (aiohttp schedule): {result['constant_rate_mix']}")
+    print(f"  constant rate, mix (wrk on a fixed schedule): {result['constant_rate_mix']}")
     for key in ("record", "no_record"):
         print(f"  email {key}: {result['email'][key]}")
 
@@ -542,8 +553,17 @@ def append_record(result: dict[str, Any]) -> None:
     add_row("serve: request types", MIX_COLUMNS, mix_cells)
 
 
+def mix_option(text: str) -> dict[str, int]:
+    from workload import parse_mix
+
+    try:
+        return parse_mix(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
 def arguments(argv: list[str]) -> argparse.Namespace:
-    from workload import DEFAULT_MIX, TYPES, format_mix, parse_mix
+    from workload import DEFAULT_MIX, TYPES, format_mix
 
     parser = argparse.ArgumentParser(
         prog="python bench/serve.py", description=__doc__.split("\n")[0]
@@ -552,7 +572,7 @@ def arguments(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--customers", type=int, default=N_CUSTOMERS, help="customers published")
     parser.add_argument(
         "--mix",
-        type=parse_mix,
+        type=mix_option,
         default=DEFAULT_MIX,
         help=f"weights of the mixed workload, TYPE=WEIGHT,... with TYPE in {', '.join(TYPES)} "
         f"(default {format_mix(DEFAULT_MIX)})",

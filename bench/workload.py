@@ -15,10 +15,12 @@ version: customers that have online state (views and a cart), the catalog's item
 - ``similar``: ``/v1/items/{item}/similar?n=10``
 
 Loads: ``lua_script`` writes a wrk script that picks each request from a weighted table of
-types (a weight of 100 for one type measures it alone); ``constant_rate`` sends a fixed
-schedule of requests with aiohttp (wrk2's constant rate, which Debian's wrk lacks, without
-coordinated omission: latency counts from the scheduled send time); ``email_rate`` times
-``POST /v1/email/recommendations`` batches from concurrent clients.
+types (a weight of 100 for one type measures it alone); with a rate, the same script
+sends on a fixed schedule (wrk2's ``-R``, which Debian's wrk lacks, written in the script:
+a request delayed by a busy connection counts from its scheduled time, so a stalled server
+shows in p99 instead of slowing the load down) and prints every latency, which
+``rate_latencies`` reads; ``email_rate`` times ``POST /v1/email/recommendations`` batches
+from concurrent clients (httpx).
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ import statistics
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 from urllib.parse import quote, urlencode
 
 import numpy as np
@@ -137,15 +140,17 @@ def request_paths(ids: Ids, per_type: int = PER_TYPE, seed: int = 7) -> dict[str
 
 
 def _lua_string(text: str) -> str:
-    return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
+    """``text`` as a Lua string literal."""
+    escaped = text.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
+    return f'"{escaped}"'
 
 
 LUA = """
-math.randomseed(7)
 local lists = {{{lists}}}
 local cumulative = {{{cumulative}}}
 local requests = {{}}
 init = function(args)
+  math.randomseed(7 + (id or 0))
   for t = 1, #lists do
     requests[t] = {{}}
     for path in string.gmatch(lists[t], "[^\\n]+") do
@@ -153,117 +158,138 @@ init = function(args)
     end
   end
 end
-request = function()
+local pick = function()
   local r = math.random(1, {total})
   local t = 1
   while cumulative[t] < r do t = t + 1 end
-  local pick = requests[t]
-  return pick[math.random(1, #pick)]
+  local some = requests[t]
+  return some[math.random(1, #some)]
+end
+"""
+
+SATURATE = """
+request = pick
+"""
+
+# wrk2's constant rate in a wrk script: one connection per thread, each on a fixed schedule;
+# a request sent late because its connection was still busy counts from its scheduled time
+# (no coordinated omission), one sent on time from its send (the timer's whole milliseconds
+# are the client's, not the server's); latencies printed by done() as "LATENCY_US t1,t2,..."
+CONSTANT_RATE = """
+local ffi = require("ffi")
+ffi.cdef[[
+typedef struct {{ long tv_sec; long tv_nsec; }} bench_timespec;
+int clock_gettime(int clock_id, bench_timespec *tp);
+]]
+local ts = ffi.new("bench_timespec")
+local function now_us()
+  ffi.C.clock_gettime(1, ts)  -- CLOCK_MONOTONIC
+  return tonumber(ts.tv_sec) * 1000000 + tonumber(ts.tv_nsec) / 1000
+end
+local threads = {{}}
+setup = function(thread)
+  threads[#threads + 1] = thread
+  thread:set("id", #threads)
+end
+local interval = {interval_us}
+local start = nil
+local k = 0
+local origin = nil
+local sent = 0
+lat = {{}}
+bad = 0
+delay = function()
+  local t = now_us()
+  if start == nil then start = t + (id - 1) * interval / {threads} end
+  local scheduled = start + k * interval
+  k = k + 1
+  if scheduled <= t then
+    origin = scheduled
+    return 0
+  end
+  origin = nil
+  return math.ceil((scheduled - t) / 1000)
+end
+request = function()
+  sent = origin or now_us()
+  return pick()
+end
+response = function(status, headers, body)
+  lat[#lat + 1] = math.floor(now_us() - sent)
+  if status ~= 200 then bad = bad + 1 end
+end
+done = function(summary, latency, requests)
+  for _, thread in ipairs(threads) do
+    io.write("LATENCY_US " .. table.concat(thread:get("lat"), ",") .. "\\n")
+    io.write("NON_200 " .. thread:get("bad") .. "\\n")
+  end
 end
 """
 
 
-def lua_script(paths: dict[str, list[str]], mix: dict[str, int]) -> str:
+def lua_script(
+    paths: dict[str, list[str]], mix: dict[str, int], rate: float = 0, threads: int = 1
+) -> str:
     """A wrk script that picks each request's type by the weights of ``mix``, then one of
     that type's paths; the request strings are built once (init), so wrk, which shares the
-    cores with the server, spends no more per request than on ``/healthz``."""
+    cores with the server, spends no more per request than on ``/healthz``. With ``rate``:
+    ``rate`` requests/s in all over ``threads`` threads of one connection each (run it with
+    ``-t threads -c threads``; :func:`rate_latencies` reads what it prints)."""
     names = [name for name, w in mix.items() if w > 0]
     cumulative = np.cumsum([mix[name] for name in names]).tolist()
-    return LUA.format(
+    script = LUA.format(
         lists=", ".join(_lua_string("\n".join(paths[name])) for name in names),
         cumulative=", ".join(str(c) for c in cumulative),
         total=cumulative[-1],
     )
+    if not rate:
+        return script + SATURATE
+    return script + CONSTANT_RATE.format(interval_us=1e6 * threads / rate, threads=threads)
 
 
-def mixed_sample(
-    paths: dict[str, list[str]], mix: dict[str, int], n: int, seed: int = 11
-) -> list[str]:
-    """``n`` paths drawn as the wrk script draws them (type by weight, then a path)."""
-    rng = np.random.default_rng(seed)
-    names = list(mix)
-    weights = np.array([mix[name] for name in names], dtype=float)
-    kinds = rng.choice(len(names), size=n, p=weights / weights.sum())
-    return [paths[names[k]][int(rng.integers(len(paths[names[k]])))] for k in kinds]
+def rate_latencies(wrk_output: str, seconds: float, rate: float) -> dict[str, float]:
+    """Latency percentiles (ms) and counts from a constant-rate run's output."""
+    latencies: list[float] = []
+    bad = 0
+    for line in wrk_output.splitlines():
+        if line.startswith("LATENCY_US ") and line.strip() != "LATENCY_US":
+            latencies += [int(x) / 1000 for x in line.split()[1].split(",")]
+        elif line.startswith("NON_200 "):
+            bad += int(line.split()[1])
+    if not latencies:
+        raise RuntimeError(f"the constant-rate run printed no latency:\n{wrk_output}")
+    latencies.sort()
+    return {
+        "target_rps": rate,
+        "achieved_rps": round(len(latencies) / seconds, 1),
+        "requests": len(latencies),
+        "p50_ms": round(_percentile(latencies, 0.50), 3),
+        "p99_ms": round(_percentile(latencies, 0.99), 3),
+        "max_ms": round(latencies[-1], 3),
+        "non_200": bad,
+    }
 
 
 def _percentile(sorted_values: list[float], q: float) -> float:
     return sorted_values[min(len(sorted_values) - 1, int(q * len(sorted_values)))]
 
 
-async def _constant_rate(base: str, paths: list[str], rate: float) -> dict[str, float]:
-    import aiohttp
-
-    loop = asyncio.get_running_loop()
-    latencies: list[float] = []
-    late: list[float] = []  # how late the client sent each request (its own load)
-    bad = 0
-
-    async def one(session: aiohttp.ClientSession, path: str, scheduled: float) -> None:
-        nonlocal bad
-        late.append((loop.time() - scheduled) * 1000)
-        try:
-            async with session.get(base + path) as response:
-                await response.read()
-                bad += response.status != 200
-        except aiohttp.ClientError:
-            bad += 1
-        latencies.append((loop.time() - scheduled) * 1000)
-
-    connector = aiohttp.TCPConnector(limit=0)
-    timeout = aiohttp.ClientTimeout(total=30)
-    async with aiohttp.ClientSession(connector=connector, timeout=timeout) as session:
-        tasks: set[asyncio.Task[None]] = set()
-        start = loop.time() + 0.2
-        for k, path in enumerate(paths):
-            scheduled = start + k / rate
-            delay = scheduled - loop.time()
-            if delay > 0:
-                await asyncio.sleep(delay)
-            task = asyncio.create_task(one(session, path, scheduled))
-            tasks.add(task)
-            task.add_done_callback(tasks.discard)
-        sent_s = loop.time() - start
-        await asyncio.gather(*tasks)
-    latencies.sort()
-    late.sort()
-    return {
-        "target_rps": rate,
-        "achieved_rps": round(len(paths) / max(sent_s, len(paths) / rate), 1),
-        "requests": len(latencies),
-        "p50_ms": round(_percentile(latencies, 0.50), 3),
-        "p99_ms": round(_percentile(latencies, 0.99), 3),
-        "max_ms": round(latencies[-1], 3),
-        "non_200": bad,
-        "client_late_p99_ms": round(_percentile(late, 0.99), 3),
-    }
-
-
-def constant_rate(base: str, paths: list[str], rate: float) -> dict[str, float]:
-    """Send ``paths`` at a constant ``rate`` per second, each at its scheduled time whatever
-    the answers before it (as wrk2 -R does); latency percentiles from the scheduled times,
-    so a stalled server shows in p99 instead of slowing the schedule down."""
-    import uvloop
-
-    return uvloop.run(_constant_rate(base, paths, rate))
-
-
 async def _email_rate(
     base: str, batches: list[list[str]], clients: int, record: bool
 ) -> list[float]:
-    import aiohttp
+    import httpx
 
     per_round: list[float] = []
-    async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=120)) as session:
+    async with httpx.AsyncClient(base_url=base, timeout=120) as client:
 
         async def post(customer_ids: list[str]) -> None:
             body = {"customer_ids": customer_ids, "n": 10, "record": record}
-            async with session.post(f"{base}/v1/email/recommendations", json=body) as response:
-                answer = await response.json()
-                if response.status != 200 or len(answer["results"]) != len(customer_ids):
-                    raise RuntimeError(f"email batch: HTTP {response.status}: {answer}")
-                if record and not answer["recorded"]:
-                    raise RuntimeError("email batch: record=true but the sends were not recorded")
+            response = await client.post("/v1/email/recommendations", json=body)
+            answer = response.json()
+            if response.status_code != 200 or len(answer["results"]) != len(customer_ids):
+                raise RuntimeError(f"email batch: HTTP {response.status_code}: {answer}")
+            if record and not answer["recorded"]:
+                raise RuntimeError("email batch: record=true but the sends were not recorded")
 
         for start in range(0, len(batches) - clients + 1, clients):
             group = batches[start : start + clients]
@@ -275,16 +301,14 @@ async def _email_rate(
 
 def email_rate(
     base: str, customers: Sequence[str], batch: int, clients: int, rounds: int, record: bool
-) -> dict[str, object]:
+) -> dict[str, Any]:
     """Customers/s of ``POST /v1/email/recommendations``: ``rounds`` (after one warm-up) of
     ``clients`` concurrent batches of ``batch`` customers, each batch new customers (taken
     in order from ``customers``, wrapping around); the median round and every round."""
-    import uvloop
-
     need = (rounds + 1) * clients * batch
     ids = [str(customers[k % len(customers)]) for k in range(need)]
     batches = [ids[k : k + batch] for k in range(0, need, batch)]
-    per_round = uvloop.run(_email_rate(base, batches, clients, record))[1:]
+    per_round = asyncio.run(_email_rate(base, batches, clients, record))[1:]
     return {
         "customers_per_s": round(statistics.median(per_round)),
         "rounds": [round(x) for x in per_round],
