@@ -547,7 +547,12 @@ def append_record(result: dict[str, Any]) -> None:
         "; ".join(f"{name} {sat[name]['ratio']} ({sat[name]['cpu_us']})" for name in types)
         + f"; /healthz ({sat['healthz']['cpu_us']})",
         f"{result['p99_ms_at_1000_rps_mix']} (p50 {result['constant_rate_mix']['p50_ms']})",
-        f"{email['record']['customers_per_s']:,} / {email['no_record']['customers_per_s']:,}",
+        f"{email['record']['customers_per_s']:,} / {email['no_record']['customers_per_s']:,}"
+        + "".join(
+            f"; {email[key]['degraded_batches']} {key} batches degraded"
+            for key in ("record", "no_record")
+            if email[key]["degraded_batches"]
+        ),
         f"NOT met ({', '.join(missed)})" if missed else "met",
     ]
     add_row("serve: request types", MIX_COLUMNS, mix_cells)

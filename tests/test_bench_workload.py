@@ -114,8 +114,5 @@ def test_wrk_mix_sends_the_weighted_types(shop: Ids, live_client: Any, tmp_path:
 def test_email_rate_records_the_sends(shop: Ids, live_client: Any) -> None:
     base = str(live_client.base_url)
     result = email_rate(base, shop.with_state, batch=50, clients=2, rounds=2, record=True)
-    assert len(result["rounds"]) == 2 and result["customers_per_s"] > 0
-    answer = live_client.post(
-        "/v1/email/recommendations", json={"customer_ids": [shop.with_state[0]], "n": 10}
-    ).json()
-    assert answer["results"][0]["items"]
+    assert len(result["rounds"]) == 2 and result["degraded_batches"] == 0
+    assert result["customers_per_s"] > 0
