@@ -279,7 +279,7 @@ def constant_rate_mix(wrk: str, base: str, script: Path) -> dict[str, float]:
     threads = f"{RATE_THREADS}"
     cmd = [wrk, "-t", threads, "-c", threads, f"-d{RATE_S}s", "-s", str(script), base]
     out = subprocess.run(cmd, capture_output=True, text=True, timeout=RATE_S + 60).stdout
-    return rate_latencies(out, RATE_S, RATE)
+    return rate_latencies(out, RATE)
 
 
 def saturation(
