@@ -30,6 +30,7 @@ import polars as pl
 from features import ids
 from features.report import AccountingError, IngestReport
 from features.schema import EVENT_SCHEMA, REQUIRED_EVENT_COLUMNS, EventTypes, Reason
+from features.time_bounds import FUTURE_TOLERANCE, MIN_TIMESTAMP
 from features.timestamps import (
     TIMESTAMP_FORMATS,
     TimestampInfo,
@@ -76,8 +77,8 @@ class ValidationConfig:
     (``features.timestamps.detect_date_order``)."""
     now: datetime | None = None
     """Reference for ``future_timestamp``; None = the wall clock at validation time."""
-    future_tolerance: timedelta = timedelta(days=1)
-    min_timestamp: datetime = datetime(1990, 1, 1, tzinfo=UTC)
+    future_tolerance: timedelta = FUTURE_TOLERANCE
+    min_timestamp: datetime = MIN_TIMESTAMP
     max_events_per_day: int | None = None
     """Bot filter: a customer with more events than this on any UTC day is quarantined."""
     missing_customer_is_guest: bool = False

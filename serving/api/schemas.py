@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import time
 from datetime import datetime
 from typing import Any, Literal
 
@@ -10,6 +11,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from pydantic_core import PydanticCustomError
 
 from features.ids import MAX_ID_LENGTH, check_id
+from features.time_bounds import time_problem
 
 Context = Literal["home", "product", "cart", "email"]
 EVENT_TYPES = (
@@ -120,9 +122,18 @@ class EventIn(BaseModel):
 
     @field_validator("ts")
     @classmethod
-    def _finite_ts(cls, value: float | datetime | None) -> float | datetime | None:
-        if isinstance(value, float | int) and not math.isfinite(value):
+    def _ts_in_range(cls, value: float | datetime | None) -> float | datetime | None:
+        if value is None:
+            return value
+        if isinstance(value, datetime):
+            epoch = value.timestamp()  # as epoch() reads it
+        elif not math.isfinite(value):
             raise ValueError("ts must be a finite number of epoch seconds")
+        else:
+            epoch = float(value)
+        problem = time_problem(epoch, time.time())
+        if problem:
+            raise ValueError(problem)
         return value
 
     @field_validator("customer_id", "item_id")

@@ -45,6 +45,13 @@ def test_malformed_events_are_422_naming_the_field(store: Store, client: TestCli
         ({"customer_id": "c1", "item_id": "", "event_type": "view"}, "item_id"),
         ({"customer_id": "c1", "item_id": "i" * 257, "event_type": "view"}, "item_id"),
         ({"customer_id": "c1", "item_id": "i1", "event_type": "view", "ts": "soon"}, "ts"),
+        ({"customer_id": "c1", "item_id": "i1", "event_type": "view", "ts": 1e300}, "ts"),
+        ({"customer_id": "c1", "item_id": "i1", "event_type": "view", "ts": -5}, "ts"),
+        ({"customer_id": "c1", "item_id": "i1", "event_type": "view", "ts": 631151999}, "ts"),
+        (
+            {"customer_id": "c1", "item_id": "i1", "event_type": "view", "ts": "3000-01-01T00:00Z"},
+            "ts",
+        ),
         ({"customer_id": "c1", "item_id": "i1", "event_type": "view", "x": 1}, "x"),
         ({"events": []}, "events"),
     ]
