@@ -124,8 +124,10 @@ def _read_pid(path: Path) -> int | None:
         return None
 
 
-def _is_redis_server(pid: int) -> bool:
-    """Whether ``pid`` is a live redis-server (a reused pid after a reboot is not)."""
+def _is_redis_server(pid: int, socket: Path) -> bool:
+    """Whether ``pid`` is a live redis-server serving ``socket`` (a pid reused after a reboot
+    is not, nor is the server of another data directory: redis-server shows its socket in
+    its process title)."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
@@ -135,9 +137,10 @@ def _is_redis_server(pid: int) -> bool:
     cmdline = Path(f"/proc/{pid}/cmdline")
     if cmdline.parent.exists():
         try:
-            return b"redis-server" in cmdline.read_bytes()
+            title = cmdline.read_bytes()
         except OSError:
             return False
+        return b"redis-server" in title and f"unixsocket:{socket}".encode() in title
     return True  # no /proc (macOS): trust the live pid
 
 
@@ -198,7 +201,7 @@ def _wait_up(path: Path) -> None:
             return
         waited = time.monotonic() - start
         pid = _read_pid(path / PIDFILE)
-        died = pid is not None and not _is_redis_server(pid)
+        died = pid is not None and not _is_redis_server(pid, socket)
         if died or waited > (LOAD_TIMEOUT_S if state == "loading" else START_TIMEOUT_S):
             raise EmbeddedRedisError(
                 f"the embedded Redis in {path} did not start; its log ({path / LOGFILE}) ends:\n"
@@ -210,7 +213,7 @@ def _wait_up(path: Path) -> None:
 def _start(path: Path) -> None:
     """Start the server on ``path``'s data (the caller holds the lock and saw it down)."""
     pid = _read_pid(path / PIDFILE)
-    if pid is not None and _is_redis_server(pid):
+    if pid is not None and _is_redis_server(pid, path / SOCKET):
         raise EmbeddedRedisError(
             f"redis-server pid {pid} (from {path / PIDFILE}) is running but does not answer on "
             f"{path / SOCKET}; stop it (kill {pid}) and retry, or see {path / LOGFILE}"
@@ -253,7 +256,7 @@ def embedded_status(data_dir: str | Path | None = None) -> EmbeddedStatus:
     path = embedded_dir(data_dir)
     socket = path / SOCKET
     pid = _read_pid(path / PIDFILE)
-    alive = pid is not None and _is_redis_server(pid)
+    alive = pid is not None and _is_redis_server(pid, socket)
 
     def size(name: str) -> int | None:
         file = path / name
@@ -302,7 +305,7 @@ def stop_embedded(data_dir: str | Path | None = None, timeout_s: float = 60.0) -
         socket, pidfile = path / SOCKET, path / PIDFILE
         pid = _read_pid(pidfile)
         if _ping(socket) == "down":
-            if pid is not None and not _is_redis_server(pid):
+            if pid is not None and not _is_redis_server(pid, socket):
                 pidfile.unlink(missing_ok=True)
             return False
         client = _client(socket)
@@ -312,7 +315,7 @@ def stop_embedded(data_dir: str | Path | None = None, timeout_s: float = 60.0) -
         finally:
             client.close()
         deadline = time.monotonic() + timeout_s
-        while _is_redis_server(pid):
+        while _is_redis_server(pid, socket):
             if time.monotonic() > deadline:
                 raise EmbeddedRedisError(f"redis-server pid {pid} did not stop in {timeout_s} s")
             time.sleep(0.02)

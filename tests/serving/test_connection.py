@@ -162,3 +162,23 @@ def test_a_socket_path_too_long_or_an_unknown_fsync_mode_is_a_clear_error(
     monkeypatch.setenv("RECSYS_REDIS_APPENDFSYNC", "sometimes")
     with pytest.raises(EmbeddedRedisError, match="choose one of always, no, everysec"):
         embedded_url(tmp_path / "r")
+
+
+def test_a_stale_pid_of_another_directorys_server_is_not_ours(embedded_env: Env) -> None:
+    """After a reboot the pid file may name a redis-server of another data directory: the
+    server is started on this one, and the other keeps running untouched."""
+    data_dir, _ = embedded_env
+    other_dir = data_dir.parent / "other-redis"
+    client = connect(embedded_url(other_dir))
+    try:
+        client.set("other", "1")
+        other_pid = int(client.info("server")["process_id"])
+        data_dir.mkdir(parents=True, exist_ok=True)
+        (data_dir / "redis.pid").write_text(str(other_pid))
+        mine = connect(embedded_url(data_dir))
+        assert mine.get("other") is None and int(mine.info("server")["process_id"]) != other_pid
+        mine.close()
+        assert client.get("other") == b"1"
+    finally:
+        client.close()
+        stop_embedded(other_dir)
