@@ -231,7 +231,7 @@ class ExperimentSpec:
     def protocol(self) -> ProtocolConfig:
         source = self.data.get("source", "shop")
         overrides = dict(self.raw.get("protocol", {}))
-        for key in ("positive_types", "ks", "segment_edges"):
+        for key in ("positive_types", "exclude_types", "ks", "segment_edges"):
             if key in overrides:
                 overrides[key] = tuple(overrides[key])
         return ProtocolConfig.for_source(source, **overrides)

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
-from typing import Any, Literal
+from typing import Any
 
 import numpy as np
 import polars as pl
@@ -44,10 +44,10 @@ POSITIVE_TYPES: dict[str, tuple[str, ...]] = {
 }
 """Default positive event types per kind of source."""
 
-EXCLUDE: dict[str, Literal["seen", "positives"]] = {"movielens": "seen", "shop": "positives"}
-"""Default exclusion per kind of source: a rated film is never shown again (every train
-item is excluded); a shop filters what was bought, as serving does, and a viewed item stays
-rankable (buying what one viewed is the conversion a shop wants)."""
+EXCLUDE_TYPES: dict[str, tuple[str, ...]] = {"movielens": (), "shop": ("purchase",)}
+"""Default excluded event types per kind of source (``()``: every train item). A rated film
+is never shown again; a shop filters what was bought, as serving does, so an item only viewed
+or carted stays rankable (buying what one viewed is the conversion a shop wants)."""
 
 
 class NothingToEvaluate(ValueError):
@@ -65,9 +65,9 @@ class ProtocolConfig:
     ks: tuple[int, ...] = DEFAULT_KS
     segment_edges: tuple[int, ...] = DEFAULT_SEGMENT_EDGES
     batch_size: int = 4096
-    exclude: Literal["seen", "positives"] = "seen"
-    """Train items excluded from a customer's ranking: ``seen`` every item in their train
-    events, ``positives`` only those with a positive event (:data:`EXCLUDE` per source)."""
+    exclude_types: tuple[str, ...] = ()
+    """Train items excluded from a customer's ranking: those with an event of these types,
+    or every train item when empty (:data:`EXCLUDE_TYPES` per source)."""
 
     def __post_init__(self) -> None:
         if not self.positive_types:
@@ -76,8 +76,7 @@ class ProtocolConfig:
             raise ValueError("test_fraction must be in (0, 1)")
         if self.min_positives < 2:
             raise ValueError("min_positives must be >= 2 (one to train on, one to test)")
-        if self.exclude not in ("seen", "positives"):
-            raise ValueError(f"exclude must be 'seen' or 'positives', not {self.exclude!r}")
+        object.__setattr__(self, "exclude_types", tuple(self.exclude_types))
         object.__setattr__(self, "positive_types", tuple(self.positive_types))
         object.__setattr__(self, "ks", tuple(sorted(set(self.ks) | {self.k})))
         object.__setattr__(self, "segment_edges", tuple(self.segment_edges))
@@ -88,7 +87,7 @@ class ProtocolConfig:
         if source not in POSITIVE_TYPES:
             raise ValueError(f"unknown source kind {source!r}; known: {sorted(POSITIVE_TYPES)}")
         overrides.setdefault("positive_types", POSITIVE_TYPES[source])
-        overrides.setdefault("exclude", EXCLUDE[source])
+        overrides.setdefault("exclude_types", EXCLUDE_TYPES[source])
         return cls(**overrides)
 
     def to_dict(self) -> dict[str, Any]:
@@ -314,7 +313,7 @@ class ProtocolData:
         extra: dict[str, Any] = {
             "catalog": catalog,
             "customer_attrs": customer_attrs,
-            "exclude_types": config.positive_types if config.exclude == "positives" else None,
+            "exclude_types": config.exclude_types or None,
         }
         return cls(
             split=split,

@@ -128,7 +128,7 @@ def test_a_shop_excludes_what_was_bought_and_keeps_what_was_viewed() -> None:
     rows += [("s4", "v", "purchase", 0), ("s4", "w", "purchase", 1)]  # v, w bought by someone
     rows += [("s1", "v", "purchase", 20)]  # s1 buys the item viewed before the cut
     config = ProtocolConfig.for_source("shop", ks=(1, 3, 5))
-    assert config.exclude == "positives" and CONFIG.exclude == "seen"
+    assert config.exclude_types == ("purchase",) and CONFIG.exclude_types == ()
     fold = ProtocolData.from_events(frame(rows), config).test
     s1 = int(fold.customers.index_of(["s1"])[0])
     assert set(fold.items.id_of(fold.seen[s1].indices)) == {"a", "b", "c", "d"}
@@ -138,3 +138,19 @@ def test_a_shop_excludes_what_was_bought_and_keeps_what_was_viewed() -> None:
     ranked = {fold.items.ids[j] for j in recommended[row] if j >= 0}
     assert "v" in ranked and "a" not in ranked
     assert fold.unreachable == 0
+
+
+def test_excluded_types_are_not_the_positive_types() -> None:
+    """Evaluated on purchases and carts, a shop still excludes only what was bought: an item
+    carted before the cut and bought after it is a hit to find, not excluded."""
+    rows: list[tuple[str, str, str, int]] = []
+    for customer in ["s1", "s2", "s3"]:
+        rows += [(customer, item, "purchase", h) for h, item in enumerate("abc")]
+    rows += [("s1", "v", "add_to_cart", 5), ("s1", "w", "purchase", 20), ("s2", "v", "view", 1)]
+    rows += [("s2", "w", "purchase", 4), ("s1", "v", "purchase", 30)]
+    config = ProtocolConfig.for_source(
+        "shop", positive_types=("purchase", "add_to_cart"), min_positives=3, ks=(1, 3)
+    )
+    fold = ProtocolData.from_events(frame(rows), config).test
+    s1 = int(fold.customers.index_of(["s1"])[0])
+    assert "v" not in set(fold.items.id_of(fold.seen[s1].indices))
