@@ -270,6 +270,9 @@ class Dataset:
     catalog_path: Path | None = None
     customers_path: Path | None = None
     source: dict[str, Any] | None = None
+    raw_events: bool = False
+    """``events_path`` is the shop's export read in place (``write = false``), not validated
+    events: whoever reads it again validates it with ``source``'s options."""
     """The source options used (an ingest folder's source.json), when known."""
 
     def fingerprint(self) -> str:
@@ -346,6 +349,7 @@ def load_dataset(spec: ExperimentSpec, *, write: bool = True) -> Dataset:
             report=result.report.to_dict(),
             data_dir=out_dir if out_dir is not None else source.parent,
             events_path=(out_dir / EVENTS_FILE) if out_dir is not None else source,
+            raw_events=out_dir is None,
             catalog_path=(out_dir / CATALOG_FILE)
             if out_dir is not None and cat_frame is not None
             else (Path(options.catalog) if options.catalog else None),
@@ -665,8 +669,10 @@ def log_outcome(
             "model": spec.model_name,
             "data_dir": str(dataset.data_dir.resolve()) if dataset.data_dir else None,
             "events_path": str(dataset.events_path.resolve()) if dataset.events_path else None,
-            "layout": spec.data.get("layout", "canonical"),
+            "layout": ((dataset.source or {}).get("options") or {}).get("layout")
+            or spec.data.get("layout", "canonical"),
             "source_options": (dataset.source or {}).get("options"),
+            "events_raw": dataset.raw_events,
             "catalog_path": str(dataset.catalog_path.resolve()) if dataset.catalog_path else None,
             "customers_path": str(dataset.customers_path.resolve())
             if dataset.customers_path

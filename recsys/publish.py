@@ -250,14 +250,19 @@ def publish(
     catalog_path = Path(catalog) if catalog else loaded.catalog_path
     events_path = Path(events) if events else loaded.events_path
     events_frame = None
+    trained = loaded.meta or {}
     if events_path is not None and events_path.exists():
-        if events_path.suffix == ".parquet":
+        # the run's events are validated events, unless it read the shop's export in place
+        # (older runs did not record which: a Parquet file was taken as validated)
+        raw = events_path.suffix != ".parquet"
+        if not events:
+            raw = bool(trained.get("events_raw", raw))
+        if not raw:
             events_frame = pl.read_parquet(events_path)
-        else:  # the run read a raw file in place (e.g. MovieLens): validate it the same way
+        else:  # validate it the same way, with the source options the run used
             from features.ingest import ingest
             from features.source_options import SourceOptions
 
-            trained = loaded.meta or {}
             recorded = trained.get("source_options")
             options = (
                 SourceOptions.from_dict(recorded)

@@ -247,16 +247,21 @@ def test_cli_publishes_the_registry_champion(  # type: ignore[no-untyped-def]
     assert missing.exit_code == 1 and "publish failed" in missing.output
 
 
+@pytest.mark.parametrize("fmt", ["csv", "parquet"])
 def test_publish_reads_a_raw_source_with_the_options_it_was_trained_with(  # type: ignore[no-untyped-def]
-    store: Store, tmp_path, monkeypatch
+    store: Store, tmp_path, monkeypatch, fmt
 ) -> None:
     """A run that read a raw export in place (``write = false``) with source options: publish
-    validates that export again with the same options (trending needs the events)."""
+    validates that export again with the same options (trending needs the events), whether
+    the export is a CSV or a Parquet file."""
     from recsys import tracking
     from recsys.experiment import ExperimentSpec, train
 
     monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'mlflow.db'}")
     orders = Path(__file__).parent / "fixtures" / "shops" / "grocery_orders.csv"
+    if fmt == "parquet":
+        pl.read_csv(orders, infer_schema=False).write_parquet(tmp_path / "orders.parquet")
+        orders = tmp_path / "orders.parquet"
     spec = ExperimentSpec.from_dict(
         {
             "name": "grocery-in-place",
