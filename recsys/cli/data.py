@@ -354,7 +354,8 @@ def build(
     try:
         customer_map, item_map = load_id_maps(maps_from) if maps_from else (None, None)
     except (FileNotFoundError, ValueError) as error:
-        raise _fail(f"--previous: {error}") from None
+        where = "--previous" if previous is not None else f"the id maps of {maps_from}"
+        raise _fail(f"{where}: {error}") from None
     catalog_path, customers_path = data_dir / CATALOG_FILE, data_dir / CUSTOMERS_FILE
     with stages(3, f"reading {events_path}") as progress:
         events = pl.read_parquet(events_path)
