@@ -283,3 +283,17 @@ def test_publish_reads_a_raw_source_with_the_options_it_was_trained_with(  # typ
     report = publish(store, progress=False)
     assert report.customers == 40 and report.items == 18
     assert len(store.ranked_list(report.version, "trending").items) > 0
+
+
+def test_a_version_still_being_published_is_not_retired(store: Store, shop: tuple) -> None:
+    """Another process publishes version 3 (it holds the lease) while 1 and 2 are activated:
+    activating retires old versions, but not one whose publisher is still writing."""
+    store.begin_version("3")
+    run_publish(store, shop, "1")
+    run_publish(store, shop, "2", "popularity")
+    info = store.version_info("3")
+    assert info is not None and info.status == "writing"
+    store.release("3")  # the publisher of 3 died: its version is a crashed write now
+    run_publish(store, shop, "4", "popularity")
+    retired = store.version_info("3")
+    assert retired is not None and retired.status == "retired"

@@ -235,13 +235,14 @@ class Registry(StoreBase):
         return to_str(self._rollback(keys=[k.active, k.previous, k.versions]))
 
     def retire_old(self) -> list[str]:
-        """Expire versions that are neither active nor previous (incl. crashed writes)."""
+        """Expire versions that are neither active nor previous (incl. crashed writes); a
+        version another process is still publishing (its lease is held) is left alone."""
         keep = {self.active_version(), self.previous_version()}
         retired = []
         now = time.time()
         ttl = self.config.retired_ttl_s
         for version, info in self.versions().items():
-            if version in keep:
+            if version in keep or self.client.exists(self.keys.lease(version)):
                 continue
             if info.status == "retired":
                 if info.expires_at is not None and info.expires_at < now:
