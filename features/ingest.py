@@ -28,7 +28,13 @@ from features.layouts import get_layout
 from features.schema import CATALOG_SCHEMA, CATEGORY_SEPARATOR, CUSTOMER_SCHEMA, RAW_EVENT_COLUMNS
 from features.source_options import SourceOptions, write_source_file
 from features.sources import SourceError, read_raw
-from features.validate import ValidationConfig, ValidationResult, parse_timestamps, validate
+from features.validate import (
+    ValidationConfig,
+    ValidationResult,
+    duplicate_mask,
+    parse_timestamps,
+    validate,
+)
 
 EVENTS_FILE = "events.parquet"
 QUARANTINE_FILE = "quarantine.parquet"
@@ -242,15 +248,21 @@ def dry_run(
     """Read and validate ``path`` like :func:`ingest`; write nothing."""
     run = _run(path, source or SourceOptions(), config, None, None, progress or (lambda s: None))
     result = run.result
-    head = run.raw.head(rows).with_row_index("row")
+    # validation's own rule (and none when validation dropped none, e.g. drop_duplicates off)
+    head_rows = min(rows, run.raw.height)
+    duplicate = (
+        duplicate_mask(run.raw).head(rows)
+        if result.report.duplicates
+        else pl.repeat(False, head_rows, eager=True)
+    )
+    head = run.raw.head(rows).with_row_index("row").with_columns(_duplicate=duplicate)
     reasons = result.quarantine.filter(pl.col("row") < rows).select(
         pl.col("row").cast(pl.UInt32), "reason"
     )
-    original = list(run.raw.columns)
     head = head.join(reasons, on="row", how="left").with_columns(
         outcome=pl.when(pl.col("reason").is_not_null())
         .then("reason")
-        .when(~pl.struct(original).is_first_distinct())
+        .when(pl.col("_duplicate"))
         .then(pl.lit("duplicate"))
         .otherwise(pl.lit("kept"))
     )

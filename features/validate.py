@@ -104,7 +104,7 @@ class ValidationResult:
 # --- checks --------------------------------------------------------------------------------
 
 
-def _duplicate_mask(raw: pl.DataFrame) -> pl.Series:
+def duplicate_mask(raw: pl.DataFrame) -> pl.Series:
     """True for rows identical to an earlier row (all columns). Hash first, then exact.
 
     Sorting the 64-bit row hashes finds the few hash values seen twice; only rows carrying
@@ -457,7 +457,7 @@ def validate(
     # The duplicate search (hashing + a numpy sort) runs beside the parsing.
     with ThreadPoolExecutor(1) as pool:
         found = (
-            pool.submit(_timed, _duplicate_mask, raw.select(original))
+            pool.submit(_timed, duplicate_mask, raw.select(original))
             if config.drop_duplicates and rows_in
             else None
         )
