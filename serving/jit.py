@@ -1,9 +1,10 @@
 """The serving kernels' compiled code: is it in numba's on-disk cache, compile it there.
 
-The re-ranking kernels (``serving.kernels``, ``serving.fastpath`` and one decoder of
-``serving.store.codec``) are ``njit(cache=True)``: compiled once per machine (30-90 s on
-two busy cores), then loaded from numba's cache in about a second. Where that cache lives
-is numba's own rule: ``NUMBA_CACHE_DIR`` when set, else ``__pycache__`` next to the
+The serving core (``serving.core``: its pipeline, writer and runner, with
+``serving.kernels`` and the compiled decoders of ``serving.store.rawcodec``) is
+``njit(cache=True)``: compiled once per machine (30-90 s on two busy cores), then
+loaded from numba's cache in about a second. Where that cache lives is numba's own
+rule: ``NUMBA_CACHE_DIR`` when set, else ``__pycache__`` next to the
 package's source when that directory is writable, else a per-user directory
 (``~/.cache/numba``); :func:`cache_dir` says which one this process uses.
 
@@ -40,10 +41,11 @@ def compiled() -> bool:
 
 
 def _modules() -> tuple[ModuleType, ...]:
-    from serving import fastpath, kernels
-    from serving.store import codec
+    from serving import kernels
+    from serving.core import pipeline, run, writer
+    from serving.store import rawcodec
 
-    return kernels, fastpath, codec
+    return kernels, pipeline, run, writer, rawcodec
 
 
 def _cached_dispatchers() -> list[Any]:
@@ -95,10 +97,9 @@ def cache_ready() -> bool:
 
 def compile_all() -> None:
     """Compile (or load) every kernel for the argument types the service passes."""
-    from serving import fastpath, kernels
+    from serving.core import warm
 
-    kernels.warm_up()
-    fastpath.warm_up()
+    warm.warm_up()
 
 
 def main(argv: list[str]) -> int:

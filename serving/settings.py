@@ -102,7 +102,10 @@ class Settings(BaseSettings):
     max_email_customers: int = Field(default=1000, ge=1)
     max_exclude: int = Field(default=200, ge=0, description="Largest request-time exclude list.")
     similar_cache_items: int = Field(
-        default=200_000, ge=0, description="Similar lists cached in process per version."
+        default=200_000,
+        ge=0,
+        description="Versions with at most this many items have every similar list loaded "
+        "in the background; larger ones load the lists their requests need (and keep them).",
     )
 
     # --- re-ranking: serving.rerank.RerankConfig's fields by name, its defaults -------------

@@ -191,21 +191,17 @@ async def _export(
     async def flush(chunk: list[str]) -> None:
         request = RerankRequest(now=time.time(), n=n, context="email")
         answer, lists = await service.email_batch(chunk, request, record=record)
-        for cid in chunk:
-            items = lists[cid]
+        for cid, items in zip(chunk, lists, strict=True):
             if writer:
-                for rank, r in enumerate(items, 1):
-                    writer.writerow(
-                        [cid, rank, r.item_id, r.score, r.reason, answer.version, answer.degraded]
-                    )
+                for rank, r in enumerate(orjson.loads(items), 1):
+                    row = [r["item_id"], r["score"], r["reason"], answer.version, answer.degraded]
+                    writer.writerow([cid, rank, *row])
             else:
                 line = {
                     "customer_id": cid,
                     "version": answer.version,
                     "degraded": answer.degraded,
-                    "items": [
-                        {"item_id": r.item_id, "score": r.score, "reason": r.reason} for r in items
-                    ],
+                    "items": orjson.Fragment(items),  # item_id, score, reason, reason_code
                 }
                 sink.write(orjson.dumps(line).decode() + "\n")
         counts["customers"] += len(chunk)

@@ -12,7 +12,6 @@ from starlette.responses import Response
 from serving.api.schemas import EVENT_TYPES
 from serving.api.service import Answer, RecommendationService
 from serving.settings import Settings
-from serving.types import RankedItem
 
 __all__ = ["EVENT_TYPES", "JSONBytes", "get_service", "get_settings"]
 
@@ -35,14 +34,6 @@ def get_settings(request: Request) -> Settings:
     return get_service(request).settings
 
 
-def items_json(items: list[RankedItem]) -> list[dict[str, Any]]:
-    return [
-        {"item_id": r.item_id, "score": r.score, "reason": r.reason, "reason_code": r.reason_code}
-        for r in items
-    ]
-
-
-def answer_items(answer: Answer) -> Any:
-    """An answer's items for a JSON body: as they are when the compiled path already wrote
-    them (``serving.fastpath``), else :func:`items_json`."""
-    return orjson.Fragment(answer.json) if answer.json is not None else items_json(answer.items)
+def answer_items(answer: Answer) -> orjson.Fragment:
+    """An answer's items for a JSON body (the core already wrote them)."""
+    return orjson.Fragment(answer.json)

@@ -10,7 +10,6 @@ the local copy of popular/trending lists and says so (``degraded``).
 
 from __future__ import annotations
 
-import asyncio
 import gc
 import logging
 from collections.abc import Sequence
@@ -21,23 +20,19 @@ import redis.asyncio
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 
-from serving import fastpath, jit, kernels
+from serving import jit
 from serving.api.breaker import REDIS_DOWN, CircuitBreaker
 from serving.api.fastredis import FastRedis
 from serving.api.metrics import Metrics
-from serving.api.versions import Bundle, VersionCache, freeze_heap
+from serving.api.versions import Bundle, VersionCache
 from serving.connection import redis_url
-from serving.rerank import (
-    SIMILAR_TO_ITEM,
-    RerankConfig,
-    RerankRequest,
-    Seed,
-    rerank,
-    session_seeds,
-)
+from serving.core import warm
+from serving.core.arrays import StateArrays, config_arrays, request_arrays, state_arrays
+from serving.core.run import NeedLists, Ranked, batch_of, rank_batch, rank_one
+from serving.rerank import RerankConfig, RerankRequest
 from serving.settings import Settings
-from serving.store import AsyncStore, NoActiveVersion, RawCustomer
-from serving.types import Candidates, CustomerView, ItemTable, OnlineEvent, OnlineState, RankedItem
+from serving.store import AsyncStore, NoActiveVersion
+from serving.types import OnlineEvent
 
 log = logging.getLogger("recsys.serving")
 
@@ -54,14 +49,17 @@ class StoreUnavailable(RuntimeError):
 
 
 class Answer(NamedTuple):
-    """Ranked items with the version that answered and whether the answer is degraded (a
-    named tuple: one is built on every request)."""
+    """The JSON array of the ranked items with the version that answered and whether the
+    answer is degraded (a named tuple: one is built on every request)."""
 
     version: str | None
     degraded: bool
-    items: list[RankedItem]
+    json: bytes
     cause: str | None = None  # why degraded: redis_unavailable | no_active_version
-    json: bytes | None = None  # the items as a JSON array, when the compiled path answered
+
+
+NO_ITEMS = b"[]"
+EMPTY_STATE = state_arrays(None, [], [], [])
 
 
 class RecommendationService:
@@ -71,22 +69,16 @@ class RecommendationService:
         # numba-compiled (or interpreted while a cold start compiles: serving.api.supervisor)
         self.compiled = jit.compiled()
         if self.compiled:
-            kernels.warm_up()  # compiled (or loaded from the cache) before the first request
-            fastpath.warm_up()
+            warm.warm_up()  # compiled (or loaded from the cache) before the first request
         _tune_gc()
         self.settings = settings
         self.config: RerankConfig = settings.rerank_config()
-        self.compiled_config = fastpath.compile_config(self.config)
+        self.config_arrays = config_arrays(self.config)
         self.metrics = Metrics()
         self.metrics.compiled.set(1 if self.compiled else 0)
         self.breaker = CircuitBreaker(settings.breaker_failures, settings.breaker_retry_s)
         self.store = store or AsyncStore(_client(settings), prefix=settings.redis_prefix)
-        self.versions = VersionCache(self.store, settings, self.metrics, self._compile)
-
-    @property
-    def compiled_versions(self) -> frozenset[str]:
-        """Versions the storefront's compiled path answers for (``serving.fastpath``)."""
-        return frozenset(self.versions.compiled)
+        self.versions = VersionCache(self.store, settings, self.metrics, self.config)
 
     async def close(self) -> None:
         self.versions.close()
@@ -94,58 +86,30 @@ class RecommendationService:
 
     # ---- storefront -----------------------------------------------------------------------
     async def recommend(self, customer_id: str, request: RerankRequest) -> Answer:
-        """Recommendations for one customer (unknown customers get a cold-start answer)."""
+        """Recommendations for one customer (unknown customers get a cold-start answer):
+        route -> read plan (one round trip) -> codec -> core -> JSON."""
         if not self.breaker.allow():
             return self.degraded(request, REDIS_UNAVAILABLE)
         versions = self.versions
         try:
-            raw: RawCustomer | None = None
             try:
-                if self.store.raw_reads:
-                    raw = await self.store.customer_raw_active(
-                        customer_id, versions.active, mail=request.context == "email"
-                    )
-                    version = raw.version
-                else:
-                    view = await self.store.customer_view_active(customer_id, versions.active)
-                    version = view.version
+                raw = await self.store.customer_raw_active(
+                    customer_id, versions.active, mail=request.context == "email"
+                )
             except NoActiveVersion:
                 self.breaker.success()
                 return self.degraded(request, NO_VERSION)
-            bundle = versions.bundles.get(version) if version == versions.active else None
+            bundle = versions.bundles.get(raw.version) if raw.version == versions.active else None
             if bundle is None:
-                bundle = await versions.bundle(version)
+                bundle = await versions.bundle(raw.version)
                 if bundle is None:
                     return self.degraded(request, NO_VERSION)
-            if raw is not None:
-                fast = self._fast_answer(raw, bundle, request)
-                if fast is not None:
-                    self.breaker.success()
-                    return Answer(version, False, [], json=fast)
-                view = raw.view()
-            items = await self._rank(view, bundle, request)
+            state = state_arrays(raw.candidates, raw.recent, raw.cart, raw.bought, raw.mailed)
+            ranked = await self._rank(bundle, request, state)
         except REDIS_DOWN as exc:
             return self._failed(exc, request)
         self.breaker.success()
-        return Answer(version, False, items)
-
-    def _fast_answer(
-        self, raw: RawCustomer, bundle: Bundle, request: RerankRequest
-    ) -> bytes | None:
-        """The compiled path's JSON items (``serving.fastpath``), None: the general path."""
-        compiled = self.versions.compiled.get(raw.version)
-        if compiled is None or not fastpath.eligible(request, self.config):
-            return None
-        return fastpath.answer(
-            compiled,
-            self.compiled_config,
-            request,
-            raw.candidates,
-            raw.recent,
-            raw.cart,
-            raw.bought,
-            bundle.table.index,
-        )
+        return Answer(raw.version, False, ranked.json)
 
     async def similar_items(
         self, item_id: str, request: RerankRequest, customer_id: str | None = None
@@ -158,49 +122,38 @@ class RecommendationService:
         if not self.breaker.allow():
             return self.degraded(request, REDIS_UNAVAILABLE)
         try:
-            if customer_id is None:
-                version = await self.store.active_version()
-                if version is None:
-                    self.breaker.success()
-                    return self.degraded(request, NO_VERSION)
-                state = OnlineState()
-            else:
-                try:
-                    view = await self.store.customer_view_active(customer_id, self.versions.active)
-                except NoActiveVersion:
-                    self.breaker.success()
-                    return self.degraded(request, NO_VERSION)
-                version, state = view.version, view.state
+            state = EMPTY_STATE
+            try:
+                if customer_id is None:
+                    version = await self.store.active_version()
+                    if version is None:
+                        raise NoActiveVersion("no active version")
+                else:
+                    raw = await self.store.customer_raw_active(customer_id, self.versions.active)
+                    version = raw.version
+                    state = state_arrays(None, raw.recent, raw.cart, raw.bought, raw.mailed)
+            except NoActiveVersion:
+                self.breaker.success()
+                return self.degraded(request, NO_VERSION)
             bundle = await self.versions.bundle(version)
             if bundle is None:
                 return self.degraded(request, NO_VERSION)
             if item_id not in bundle.table.index:
                 self.breaker.success()
                 raise UnknownItem(item_id)
-            seeds = (Seed(item_id, 1.0, SIMILAR_TO_ITEM),)
-            similar = await self.versions.similar_lists(version, bundle.table, seeds)
+            ranked = await self._rank(bundle, request, state, only_item_seed=True)
         except REDIS_DOWN as exc:
             return self._failed(exc, request)
         self.breaker.success()
-        items = rerank(
-            bundle.table,
-            Candidates.empty(),
-            state,
-            seeds,
-            similar,
-            bundle.fallback,
-            request,
-            self.config,
-        )
-        return Answer(version, False, items)
+        return Answer(version, False, ranked.json)
 
     # ---- email ------------------------------------------------------------------------------
     async def email_batch(
         self, customer_ids: Sequence[str], request: RerankRequest, record: bool = False
-    ) -> tuple[Answer, dict[str, list[RankedItem]]]:
+    ) -> tuple[Answer, list[bytes]]:
         """Email lists for many customers: one round trip for all their candidates and state;
         with ``record`` the sends are stored for frequency capping. Returns the shared
-        version/degraded answer (its ``items`` empty) and the lists by customer."""
+        version/degraded answer and each customer's JSON list, in order."""
         request = request._replace(context="email")
         if self.breaker.allow():
             try:
@@ -209,31 +162,25 @@ class RecommendationService:
                 if version is None or bundle is None:
                     self.breaker.success()
                     return self._degraded_batch(customer_ids, request, NO_VERSION)
-                views = await self.store.customer_views(version, list(customer_ids))
-                seeds = {
-                    v: session_seeds(view.state, request, self.config)
-                    for v, view in zip(customer_ids, views, strict=True)
-                }
-                all_seeds = tuple({s.item_id: s for ss in seeds.values() for s in ss}.values())
-                similar = await self.versions.similar_lists(version, bundle.table, all_seeds)
-                lists = {
-                    cid: rerank(
-                        bundle.table,
-                        view.candidates,
-                        view.state,
-                        seeds[cid],
-                        similar,
-                        bundle.fallback,
-                        request,
-                        self.config,
-                    )
-                    for cid, view in zip(customer_ids, views, strict=True)
-                }
+                raws = await self.store.customers_raw(version, list(customer_ids))
+                batch = batch_of(
+                    [state_arrays(r.candidates, r.recent, r.cart, r.bought, r.mailed) for r in raws]
+                )
+                req = self._request(bundle, request)
+                while True:
+                    got = rank_batch(bundle.arrays, self.config_arrays, req, batch)
+                    if not isinstance(got, NeedLists):
+                        break
+                    await self.versions.load_similar(bundle, got.rows)
                 if record:
-                    sends = {cid: [r.item_id for r in items] for cid, items in lists.items()}
+                    ids = bundle.table.item_ids
+                    sends = {
+                        cid: ids[ranked.items].tolist()
+                        for cid, ranked in zip(customer_ids, got, strict=True)
+                    }
                     await self.store.record_email_sends(sends, request.now)
                 self.breaker.success()
-                return Answer(version, False, []), lists
+                return Answer(version, False, NO_ITEMS), [ranked.json for ranked in got]
             except REDIS_DOWN as exc:
                 self._count_failure(exc)
         return self._degraded_batch(customer_ids, request, REDIS_UNAVAILABLE)
@@ -274,29 +221,19 @@ class RecommendationService:
     # ---- degraded answers -------------------------------------------------------------------
     def degraded(self, request: RerankRequest, cause: str) -> Answer:
         """Popular/trending from the local copy (no personal data: Redis is not reachable)."""
-        copy = self.versions.local
-        if copy is None:
-            return Answer(None, True, [], cause)
-        items = rerank(
-            copy.table,
-            Candidates.empty(),
-            OnlineState(),
-            (),
-            {},
-            copy.fallback,
-            request,
-            self.config,
-        )
-        return Answer(copy.version, True, items, cause)
+        local = self.versions.local
+        if local is None:
+            return Answer(None, True, NO_ITEMS, cause)
+        req = self._request(local, request)
+        ranked = rank_one(local.arrays, self.config_arrays, req, EMPTY_STATE)
+        assert isinstance(ranked, Ranked)  # the local copy has every (empty) similar list
+        return Answer(local.version, True, ranked.json, cause)
 
     def _degraded_batch(
         self, customer_ids: Sequence[str], request: RerankRequest, cause: str
-    ) -> tuple[Answer, dict[str, list[RankedItem]]]:
+    ) -> tuple[Answer, list[bytes]]:
         answer = self.degraded(request, cause)
-        return (
-            Answer(answer.version, True, [], cause),
-            {cid: answer.items for cid in customer_ids},
-        )
+        return answer._replace(json=NO_ITEMS), [answer.json] * len(customer_ids)
 
     def _failed(self, exc: BaseException, request: RerankRequest) -> Answer:
         self._count_failure(exc)
@@ -310,46 +247,25 @@ class RecommendationService:
         if self.breaker.is_open and not was_open:
             log.warning("Redis unavailable (%s): answering degraded", exc)
 
-    # ---- internals --------------------------------------------------------------------------
-    async def _rank(
-        self, view: CustomerView, bundle: Bundle, request: RerankRequest
-    ) -> list[RankedItem]:
-        seeds = session_seeds(view.state, request, self.config)
-        similar = (
-            await self.versions.similar_lists(view.version, bundle.table, seeds) if seeds else {}
-        )
-        return rerank(
-            bundle.table,
-            view.candidates,
-            view.state,
-            seeds,
-            similar,
-            bundle.fallback,
-            request,
-            self.config,
-        )
+    # ---- the core -----------------------------------------------------------------------------
+    def _request(self, bundle: Bundle, request: RerankRequest, only_item_seed: bool = False) -> Any:
+        return request_arrays(bundle.arrays, bundle.table, request, bundle.trend, only_item_seed)
 
-    async def _compile(self, version: str, table: ItemTable) -> None:
-        """Every similar list of ``version`` is in memory: compile the version for the
-        storefront's path (``serving.fastpath``). Interpreted (a cold start, ``serving.jit``)
-        the fast path would be slower than the general one: nothing to compile."""
-        if not self.compiled:
-            freeze_heap()
-            return
-        versions = self.versions
-        cached = versions.similar.get(version, {})
-        try:
-            compiled = await asyncio.to_thread(fastpath.compile_version, table, cached, self.config)
-        except Exception:  # the general path still answers: say so, do not fail
-            log.exception("could not compile version %s for the storefront's fast path", version)
-            return
-        if compiled is not None and version in versions.bundles:
-            versions.compiled[version] = compiled
-            # the cached lists become views on the compiled matrix: one copy in memory
-            views = fastpath.similar_views(compiled, table.item_ids.tolist())
-            if versions.similar.get(version) is cached:
-                versions.similar[version] = views
-        freeze_heap()
+    async def _rank(
+        self,
+        bundle: Bundle,
+        request: RerankRequest,
+        state: StateArrays,
+        only_item_seed: bool = False,
+    ) -> Ranked:
+        """The core's answer; similar lists it needs that are not loaded yet are loaded
+        first (one round trip)."""
+        req = self._request(bundle, request, only_item_seed)
+        while True:
+            got = rank_one(bundle.arrays, self.config_arrays, req, state)
+            if isinstance(got, Ranked):
+                return got
+            await self.versions.load_similar(bundle, got.rows)
 
 
 GC_YOUNG_THRESHOLD = 20_000

@@ -1,11 +1,12 @@
 """What a worker keeps in process of each published version: the item table and fallback
-lists (a bundle), the similar lists, the compiled arrays of the storefront's path, and the
+lists, the core's arrays of the version (its similar lists filled in as they load), and the
 local copy of popular/trending lists answered from while Redis is down.
 
 A version is loaded once (one load at a time per version), then read from memory; the last
 two versions seen are kept (a switch and a rollback cost nothing), older ones are dropped
-with everything of theirs. The similar lists of a version are preloaded in the background,
-under a cap on the lists kept (``RECSYS_SIMILAR_CACHE_ITEMS``).
+with everything of theirs. The similar lists of a version are preloaded in the background
+when it has at most ``RECSYS_SIMILAR_CACHE_ITEMS`` items; otherwise (and until the preload
+is done) a request loads the lists its seeds need (``serving.core.run.NeedLists``).
 """
 
 from __future__ import annotations
@@ -13,14 +14,17 @@ from __future__ import annotations
 import asyncio
 import gc
 import logging
-from collections.abc import Awaitable, Callable, Iterable, Mapping
-from dataclasses import dataclass
+from collections import OrderedDict
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
 
 from serving import fallback as local
-from serving import fastpath
 from serving.api.breaker import REDIS_DOWN
 from serving.api.metrics import Metrics
-from serving.rerank import Fallback, Seed
+from serving.core.arrays import Trend, VersionArrays, fill_similar, request_trend, version_arrays
+from serving.rerank import Fallback, RerankConfig
 from serving.settings import Settings
 from serving.store import AsyncStore, NoActiveVersion
 from serving.types import Candidates, ItemTable
@@ -28,36 +32,56 @@ from serving.types import Candidates, ItemTable
 log = logging.getLogger("recsys.serving")
 
 KEPT_VERSIONS = 2
+KEPT_TRENDS = 1024  # trending lists of request-named categories kept per version
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Bundle:
     """Everything of one version the service keeps in process."""
 
+    version: str
     table: ItemTable
     fallback: Fallback
+    arrays: VersionArrays  # replaced when the similar-list matrix widens
+    trends: OrderedDict[str, Trend | None] = field(default_factory=OrderedDict)
+
+    def trend(self, category: str) -> Trend | None:
+        """The trending list backing a thin answer under a category the request names."""
+        if category in self.trends:
+            return self.trends[category]
+        found = self.trends[category] = request_trend(self.fallback, category)
+        if len(self.trends) > KEPT_TRENDS:
+            self.trends.popitem(last=False)
+        return found
+
+    def fill(self, rows: Sequence[int], lists: Sequence[Candidates]) -> None:
+        """Store loaded similar lists of item ``rows``."""
+        self.arrays = fill_similar(self.arrays, rows, lists)
 
 
-Preloaded = Callable[[str, ItemTable], Awaitable[None]]
-"""Called once every similar list of a version is in memory (the service compiles it)."""
+def local_bundle(copy: local.LocalCopy, config: RerankConfig) -> Bundle:
+    """The local copy of a version's fallback lists as a bundle (no similar lists)."""
+    arrays = version_arrays(copy.table, copy.fallback, config)
+    bundle = Bundle(copy.version, copy.table, copy.fallback, arrays)
+    bundle.fill(range(copy.table.n_items), [Candidates.empty()] * copy.table.n_items)
+    return bundle
 
 
 class VersionCache:
     """The per-process cache of versions (one per :class:`RecommendationService`)."""
 
     def __init__(
-        self, store: AsyncStore, settings: Settings, metrics: Metrics, preloaded: Preloaded
+        self, store: AsyncStore, settings: Settings, metrics: Metrics, config: RerankConfig
     ) -> None:
         self.store = store
         self.settings = settings
         self.metrics = metrics
-        self.preloaded = preloaded
-        self.local: local.LocalCopy | None = local.load(settings.fallback_path)
+        self.config = config
+        copy = local.load(settings.fallback_path)
+        self.local: Bundle | None = local_bundle(copy, config) if copy else None
         self.active: str = ""  # last active version seen (a hint, checked every request)
         self.bundles: dict[str, Bundle] = {}
-        self.similar: dict[str, dict[str, Candidates]] = {}  # version -> item id -> list
-        self.compiled: dict[str, fastpath.CompiledVersion] = {}  # version -> arrays
-        self._similar_count = 0
+        self.preloaded: set[str] = set()  # versions whose similar lists are all in memory
         self._loading: dict[str, asyncio.Lock] = {}
         self._tasks: set[asyncio.Task[None]] = set()
 
@@ -66,7 +90,7 @@ class VersionCache:
             task.cancel()
 
     async def bundle(self, version: str) -> Bundle | None:
-        """Item table + fallback lists of ``version`` (loaded once, then from memory).
+        """Everything of ``version`` in process (loaded once, then from memory).
 
         None when the version has no item table (deleted or expired)."""
         bundle = self.bundles.get(version)
@@ -84,11 +108,12 @@ class VersionCache:
                     return None
                 lists = await self.store.all_lists(version)
                 fb = local.fallback_from_lists(table, lists, self.store.list_name)
-                bundle = self.bundles[version] = Bundle(table, fb)
+                arrays = await asyncio.to_thread(version_arrays, table, fb, self.config)
+                bundle = self.bundles[version] = Bundle(version, table, fb, arrays)
                 self._save_local_copy(table, fb)
                 freeze_heap()
                 if 0 < table.n_items <= self.settings.similar_cache_items:
-                    task = asyncio.create_task(self._preload_similar(version, table))
+                    task = asyncio.create_task(self._preload_similar(bundle))
                     self._tasks.add(task)
                     task.add_done_callback(self._tasks.discard)
         self._switched(version)
@@ -104,71 +129,40 @@ class VersionCache:
             if old != version:
                 del self.bundles[old]
                 self._loading.pop(old, None)
-        self.similar = {v: lists for v, lists in self.similar.items() if v in self.bundles}
-        self.compiled = {v: c for v, c in self.compiled.items() if v in self.bundles}
-        self._similar_count = sum(len(lists) for lists in self.similar.values())
+                self.preloaded.discard(old)
 
     def _save_local_copy(self, table: ItemTable, fb: Fallback) -> None:
         copy = local.local_copy(table, fb)
-        self.local = copy
+        self.local = local_bundle(copy, self.config)
         try:
             local.save(copy, self.settings.fallback_path)
         except OSError as exc:  # a read-only disk must not fail requests
             log.warning("could not save the local fallback copy: %s", exc)
 
-    async def _preload_similar(self, version: str, table: ItemTable, chunk: int = 2000) -> None:
-        """Fill the similar-items cache of a version in the background (static per version),
-        so session seeds never cost a second round trip, then call ``preloaded``. Stops when
-        the version is dropped or Redis fails (requests then fetch what they miss)."""
+    async def _preload_similar(self, bundle: Bundle, chunk: int = 2000) -> None:
+        """Load every similar list of a version in the background (static per version), so
+        session seeds never cost a second round trip. Stops when the version is dropped or
+        Redis fails (requests then load what they miss)."""
+        version, n_items = bundle.version, bundle.table.n_items
         try:
-            for start in range(0, table.n_items, chunk):
-                if version not in self.bundles:
+            for start in range(0, n_items, chunk):
+                if self.bundles.get(version) is not bundle:
                     return
-                items = range(start, min(start + chunk, table.n_items))
-                lists = await self.store.similar(version, list(items))
-                self.cache_similar(version, table.item_ids[start : items.stop].tolist(), lists)
+                rows = range(start, min(start + chunk, n_items))
+                todo = [r for r in rows if bundle.arrays.sim_len[r] < 0]
+                if todo:
+                    bundle.fill(todo, await self.store.similar(version, todo))
                 await asyncio.sleep(0)  # let requests run between chunks
         except REDIS_DOWN:
             return
-        await self.preloaded(version, table)
+        self.preloaded.add(version)
+        freeze_heap()
 
-    def cache_similar(self, version: str, item_ids: list[str], lists: list[Candidates]) -> None:
-        cap = self.settings.similar_cache_items
-        if not cap:
-            return
-        if self._similar_count + len(item_ids) > cap:
-            # over the cap: drop the other versions' lists first (the version loading now
-            # must keep all of its own to be compiled), then everything
-            mine = self.similar.get(version, {})
-            self.similar, self._similar_count = {version: mine}, len(mine)
-            if self._similar_count + len(item_ids) > cap:
-                self.similar, self._similar_count = {}, 0
-        cache = self.similar.setdefault(version, {})
-        before = len(cache)
-        cache.update(zip(item_ids, lists, strict=True))
-        self._similar_count += len(cache) - before
-
-    async def similar_lists(
-        self, version: str, table: ItemTable, seeds: Iterable[Seed]
-    ) -> Mapping[str, Candidates]:
-        """Similar lists of the seeds: from the in-process cache, misses in one round trip."""
-        out: dict[str, Candidates] = {}
-        missing: list[tuple[str, int]] = []
-        cache = self.similar.get(version, {})
-        for seed in seeds:
-            found = cache.get(seed.item_id)
-            if found is not None:
-                out[seed.item_id] = found
-                continue
-            idx = table.index.get(seed.item_id)
-            if idx is not None:
-                missing.append((seed.item_id, idx))
-        if missing:
-            lists = await self.store.similar(version, [idx for _, idx in missing])
-            ids = [item_id for item_id, _ in missing]
-            out.update(zip(ids, lists, strict=True))
-            self.cache_similar(version, ids, lists)
-        return out
+    async def load_similar(self, bundle: Bundle, rows: np.ndarray) -> None:
+        """Load the similar lists of item ``rows`` of a version (one round trip)."""
+        todo = [int(r) for r in rows.tolist() if bundle.arrays.sim_len[r] < 0]
+        if todo:
+            bundle.fill(todo, await self.store.similar(bundle.version, todo))
 
 
 def freeze_heap() -> None:

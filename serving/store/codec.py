@@ -210,6 +210,21 @@ def decode_customer(version: str, replies: Sequence[Any]) -> CustomerView:
     return CustomerView(version, decode_ranked(replies[0]), state)
 
 
+def flat(reply: Any) -> list[bytes]:
+    """A reply of a cart, purchases or email sends key as the flat list of bytes the raw
+    transport returns (``[member, ...]`` or ``[field, value, ...]``); redis-py's shapes
+    (a set, a dict, a list of (member, score) pairs) are flattened to it."""
+    if type(reply) is list and (not reply or type(reply[0]) is bytes):
+        return reply
+    if isinstance(reply, dict):
+        reply = [w for kv in reply.items() for w in kv]
+    elif reply and isinstance(next(iter(reply)), list | tuple):
+        reply = [w for pair in reply for w in pair]
+    return [
+        x if type(x) is bytes else (repr(x) if type(x) is float else str(x)).encode() for x in reply
+    ]
+
+
 class RawCustomer(NamedTuple):
     """A customer's replies as the transport sent them (``AsyncStore.customer_raw_active``):
     the API's compiled path (``serving.fastpath``) reads raw ones as they are; :meth:`view`
@@ -218,12 +233,18 @@ class RawCustomer(NamedTuple):
     version: str
     candidates: bytes | None  # the encoded ranked list (None: no candidates)
     recent: list[bytes]  # activity entries, newest first (encode_activity)
-    cart: Any  # item ids (a list; a set from redis-py)
-    bought: Any  # item id, purchase ts, item id, ts, ... (a dict from redis-py)
-    mailed: Any  # send member, ts, ... (empty when not read)
+    cart: list[bytes]  # item ids
+    bought: list[bytes]  # item id, purchase ts, item id, ts, ...
+    mailed: list[bytes]  # send member, ts, ... (empty when not read)
 
     def view(self) -> CustomerView:
         return decode_customer(self.version, self[1:])
+
+
+def raw_customer(version: str, replies: Sequence[Any]) -> RawCustomer:
+    """A customer's replies to its read (``OnlinePlans.customer_commands``), flattened."""
+    mailed = flat(replies[4]) if len(replies) > 4 else []
+    return RawCustomer(version, replies[0], replies[1], flat(replies[2]), flat(replies[3]), mailed)
 
 
 # --- the events stream ------------------------------------------------------------------------

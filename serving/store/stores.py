@@ -19,9 +19,10 @@ from serving.store.codec import (
     decode_event,
     decode_lists,
     decode_ranked,
+    raw_customer,
     to_str,
 )
-from serving.store.online import OnlinePlans, decode_items
+from serving.store.online import CUSTOMER_CMDS, OnlinePlans, decode_items
 from serving.store.registry import NoActiveVersion, pointer
 from serving.types import Candidates, CustomerView, ItemTable, OnlineEvent
 
@@ -170,7 +171,14 @@ class AsyncStore(OnlinePlans):
         active = to_str(r[0])
         if active != version_hint:
             r = [r[0], *checked(await read(self.customer_commands(active, customer_id, mail)))]
-        return RawCustomer(active, r[1], r[2], r[3], r[4], r[5] if mail else [])
+        return raw_customer(active, r[1:])
+
+    async def customers_raw(self, version: str, customer_ids: Sequence[str]) -> list[RawCustomer]:
+        """:meth:`customer_raw_active` for many customers of ``version`` (an email batch),
+        email sends included, one round trip."""
+        replies = await self._read(self.customers_commands(version, customer_ids))
+        n = CUSTOMER_CMDS
+        return [raw_customer(version, replies[i : i + n]) for i in range(0, len(replies), n)]
 
     async def customer_views(self, version: str, customer_ids: Sequence[str]) -> list[CustomerView]:
         """:meth:`customer_view` for many customers (e.g. an email batch), one round trip."""

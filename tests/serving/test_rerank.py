@@ -4,16 +4,11 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+import rerank_reference
+from core_adapter import core_as_rerank
+from rerank_reference import Seed, fallback_category, session_seeds
 
-from serving.rerank import (
-    Fallback,
-    RerankConfig,
-    RerankRequest,
-    Seed,
-    fallback_category,
-    rerank,
-    session_seeds,
-)
+from serving.rerank import Fallback, RerankConfig, RerankRequest
 from serving.types import Activity, Candidates, ItemTable, OnlineState
 
 NOW = 1_700_000_000.0
@@ -31,6 +26,16 @@ TABLE = ItemTable(
     created_at=np.array([NOW - DAY if k == 10 else NOW - 365 * DAY for k in range(N_ITEMS)]),
     repeatable=np.zeros(N_ITEMS, dtype=bool),
 )
+
+
+@pytest.fixture(autouse=True, params=["reference", "core"])
+def implementation(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every case runs on the reference re-ranker and on the compiled core."""
+    chosen = rerank_reference.rerank if request.param == "reference" else core_as_rerank
+    monkeypatch.setitem(globals(), "rerank", chosen)
+
+
+rerank = rerank_reference.rerank
 NO_DIVERSITY = RerankConfig(diversity="none", new_arrival_boost=0.0)
 
 

@@ -1,8 +1,9 @@
-"""Rules over a hand-written item table: each mask says exactly which items pass."""
+"""Business rules: the service's (category codes, ids) and the reference's (bans, filters, MMR)."""
 
 from __future__ import annotations
 
 import numpy as np
+import rerank_reference
 
 from serving import rules
 from serving.types import ItemTable, OnlineState
@@ -46,28 +47,28 @@ def test_category_codes_match_path_prefix_case_insensitively() -> None:
 
 def test_purchased_except_repeatable_items_and_categories() -> None:
     state = OnlineState(purchased={"a": NOW, "e": NOW, "d": NOW, "unknown": NOW})
-    assert named(rules.bought_items(TABLE, state)) == ["a", "d"]  # e is repeatable
+    assert named(rerank_reference.bought_items(TABLE, state)) == ["a", "d"]  # e is repeatable
     garden = rules.category_codes(TABLE, ["Garden"])
-    assert named(rules.bought_items(TABLE, state, garden)) == ["a"]
-    assert not rules.bought_items(TABLE, OnlineState()).size
+    assert named(rerank_reference.bought_items(TABLE, state, garden)) == ["a"]
+    assert not rerank_reference.bought_items(TABLE, OnlineState()).size
 
 
 def test_cart() -> None:
-    assert named(rules.cart_items(TABLE, OnlineState(cart=("b", "f", "unknown")))) == ["b", "f"]
+    assert named(rerank_reference.cart_items(TABLE, OnlineState(cart=("b", "f", "unknown")))) == ["b", "f"]
 
 
 def test_category_include_and_exclude() -> None:
-    assert ids(rules.category_mask(ALL, TABLE, include=["Home"])) == ["a", "b", "c"]
-    keep = rules.category_mask(ALL, TABLE, include=["Home"], exclude=["Home > Kitchen > Mugs"])
+    assert ids(rerank_reference.category_mask(ALL, TABLE, include=["Home"])) == ["a", "b", "c"]
+    keep = rerank_reference.category_mask(ALL, TABLE, include=["Home"], exclude=["Home > Kitchen > Mugs"])
     assert ids(keep) == ["a", "b"]
-    assert ids(rules.category_mask(ALL, TABLE, exclude=["Home"])) == ["d", "e", "f"]
-    assert rules.category_mask(ALL, TABLE).all()
+    assert ids(rerank_reference.category_mask(ALL, TABLE, exclude=["Home"])) == ["d", "e", "f"]
+    assert rerank_reference.category_mask(ALL, TABLE).all()
 
 
 def test_price_range_unknown_price_fails_a_bound() -> None:
-    assert ids(rules.price_mask(ALL, TABLE, 5.0, 20.0)) == ["a", "b", "c"]
-    assert ids(rules.price_mask(ALL, TABLE, high=5.0)) == ["a", "e"]
-    assert rules.price_mask(ALL, TABLE).all()
+    assert ids(rerank_reference.price_mask(ALL, TABLE, 5.0, 20.0)) == ["a", "b", "c"]
+    assert ids(rerank_reference.price_mask(ALL, TABLE, high=5.0)) == ["a", "e"]
+    assert rerank_reference.price_mask(ALL, TABLE).all()
 
 
 def test_email_cap_last_emails_or_days() -> None:
@@ -78,19 +79,19 @@ def test_email_cap_last_emails_or_days() -> None:
         "d": (NOW - 60 * DAY, NOW - 90 * DAY),  # 4th+ email: no longer capped
     }
     state = OnlineState(email_sent=sent)
-    capped = rules.email_capped_items(TABLE, state, NOW, last_emails=3, days=7)
+    capped = rerank_reference.email_capped_items(TABLE, state, NOW, last_emails=3, days=7)
     assert named(capped) == ["a", "b", "c"]
-    capped = rules.email_capped_items(TABLE, state, NOW, last_emails=1, days=7)
+    capped = rerank_reference.email_capped_items(TABLE, state, NOW, last_emails=1, days=7)
     assert named(capped) == ["a"]
-    capped = rules.email_capped_items(TABLE, state, NOW, last_emails=0, days=25)
+    capped = rerank_reference.email_capped_items(TABLE, state, NOW, last_emails=0, days=25)
     assert named(capped) == ["a", "b"]
-    assert not rules.email_capped_items(TABLE, OnlineState(), NOW).size
+    assert not rerank_reference.email_capped_items(TABLE, OnlineState(), NOW).size
 
 
 def test_mmr_trades_relevance_for_new_categories() -> None:
     cats = np.array([1, 1, 2], dtype=np.int32)
     scores = np.array([1.0, 0.9, 0.5])
     order = np.array([0, 1, 2])
-    assert rules.mmr(order, scores, cats, n=3, lam=1.0).tolist() == [0, 1, 2]
-    assert rules.mmr(order, scores, cats, n=3, lam=0.5).tolist() == [0, 2, 1]
-    assert rules.mmr(order[:0], scores, cats, n=3).tolist() == []
+    assert rerank_reference.mmr(order, scores, cats, n=3, lam=1.0).tolist() == [0, 1, 2]
+    assert rerank_reference.mmr(order, scores, cats, n=3, lam=0.5).tolist() == [0, 2, 1]
+    assert rerank_reference.mmr(order[:0], scores, cats, n=3).tolist() == []

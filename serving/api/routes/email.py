@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 
+import orjson
 from fastapi import APIRouter, HTTPException, Request
 from starlette.responses import Response
 
@@ -60,6 +61,7 @@ async def email(request: Request, body: EmailRequest) -> Response:
         price_max=body.price_max,
     )
     answer, lists = await service.email_batch(customer_ids, req, record=body.record)
+    fragment = orjson.Fragment
     if answer.degraded:
         service.metrics.degraded.labels("email", answer.cause or "").inc()
     return deps.JSONBytes(
@@ -68,7 +70,8 @@ async def email(request: Request, body: EmailRequest) -> Response:
             "degraded": answer.degraded,
             "recorded": body.record and not answer.degraded,
             "results": [
-                {"customer_id": cid, "items": deps.items_json(lists[cid])} for cid in customer_ids
+                {"customer_id": cid, "items": fragment(items)}
+                for cid, items in zip(customer_ids, lists, strict=True)
             ],
         }
     )

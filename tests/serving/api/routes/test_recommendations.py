@@ -105,11 +105,11 @@ def test_bad_input_is_a_4xx_naming_the_problem(store: Store, client: TestClient)
 
 
 @pytest.mark.parametrize("odd_ids", [False, True], ids=["plain-ids", "odd-ids"])
-def test_the_compiled_path_answers_like_the_general_path(
+def test_preloaded_and_on_demand_similar_lists_answer_alike(
     store: Store, make_client: Callable[..., TestClient], odd_ids: bool
 ) -> None:
-    """Two apps on the same Redis: one never compiles a version (no similar lists cached),
-    the other answers the storefront's requests through serving.fastpath once it has.
+    """Two apps on the same Redis: one never preloads a version's similar lists (each
+    request loads what its seeds need), the other answers once every list is in memory.
     With odd ids: spaces, quotes, braces, commas, non-ASCII, a 256-character id."""
     items = ODD_ITEM_IDS if odd_ids else [f"i{k}" for k in range(30)]
     customers = ODD_CUSTOMER_IDS if odd_ids else [f"c{k}" for k in range(10)]
@@ -118,11 +118,11 @@ def test_the_compiled_path_answers_like_the_general_path(
     fast = make_client()
     service = fast.app.state.service  # type: ignore[attr-defined]
     deadline = time.monotonic() + 30
-    while "v1" not in service.compiled_versions:
-        assert time.monotonic() < deadline, "the version was never compiled"
+    while "v1" not in service.versions.preloaded:
+        assert time.monotonic() < deadline, "the similar lists were never preloaded"
         recs(fast, "c0")  # loads the version; the similar lists load in the background
         time.sleep(0.05)
-    assert "v1" not in general.app.state.service.compiled_versions  # type: ignore[attr-defined]
+    assert "v1" not in general.app.state.service.versions.preloaded  # type: ignore[attr-defined]
     events = [
         {"customer_id": customers[c], "item_id": items[i], "event_type": kind}
         for c, i, kind in [
